@@ -1,0 +1,3 @@
+from aceorch.cli import main
+
+main()

@@ -1,0 +1,163 @@
+"""Domain values shared by every layer: times, engines, streams and their snapshots.
+
+Times are always timezone-aware UTC datetimes inside aceorch, and leave it through :func:`format_time`, which
+writes the fixed-width form ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` so that times sort as strings.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "HealthStatus",
+    "Engine",
+    "Stream",
+    "StatSnapshot",
+    "utcnow",
+    "format_time",
+    "parse_time",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(value: datetime | None) -> str | None:
+    """``2025-10-18T14:45:23.456000Z``: always six fractional digits and a ``Z``; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 time that carries an offset (``Z`` or ``±HH:MM``).
+
+    A space where the sign belongs (an unencoded ``+`` in a query string) is read as ``+``.
+    Raises :class:`ValueError` for a naive or malformed time.
+    """
+    raw = text.strip()
+    if len(raw) > 6 and raw[-6] == " " and raw[-3] == ":":
+        raw = raw[:-6] + "+" + raw[-5:]
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(raw)
+    if parsed.tzinfo is None:
+        raise ValueError("time needs an offset (Z or ±HH:MM)")
+    return parsed.astimezone(UTC)
+
+
+class HealthStatus(enum.StrEnum):
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    UNKNOWN = "unknown"
+
+
+@dataclass
+class Engine:
+    """One managed AceStream engine, as the service tracks it in memory."""
+
+    container_id: str
+    container_name: str
+    host: str
+    port: int
+    host_http_port: int
+    container_http_port: int
+    container_https_port: int | None = None
+    host_https_port: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    first_seen: datetime = field(default_factory=utcnow)
+    last_seen: datetime = field(default_factory=utcnow)
+    streams: list[str] = field(default_factory=list)
+    health_status: HealthStatus = HealthStatus.UNKNOWN
+    last_health_check: datetime | None = None
+    last_cache_cleanup: datetime | None = None
+    last_stream_usage: datetime | None = None
+    cache_size_bytes: int | None = None
+    # Internal bookkeeping, never shown as EngineState fields.
+    running: bool = True
+    consecutive_failures: int = 0
+    unhealthy_since: datetime | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    p2p_port: int | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "container_id": self.container_id,
+            "container_name": self.container_name,
+            "host": self.host,
+            "port": self.port,
+            "labels": dict(self.labels),
+            "first_seen": format_time(self.first_seen),
+            "last_seen": format_time(self.last_seen),
+            "streams": list(self.streams),
+            "health_status": self.health_status.value,
+            "last_health_check": format_time(self.last_health_check),
+            "last_cache_cleanup": format_time(self.last_cache_cleanup),
+            "last_stream_usage": format_time(self.last_stream_usage),
+            "cache_size_bytes": self.cache_size_bytes,
+        }
+
+
+@dataclass
+class Stream:
+    id: str
+    key_type: str
+    key: str
+    container_id: str
+    playback_session_id: str
+    stat_url: str
+    command_url: str
+    is_live: bool
+    started_at: datetime
+    ended_at: datetime | None = None
+    status: str = "started"
+    end_reason: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    # Internal: consecutive failed stat collections; engine_attached is False for "host:port" streams.
+    collect_failures: int = 0
+    attached: bool = True
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key_type": self.key_type,
+            "key": self.key,
+            "container_id": self.container_id,
+            "playback_session_id": self.playback_session_id,
+            "stat_url": self.stat_url,
+            "command_url": self.command_url,
+            "is_live": self.is_live,
+            "started_at": format_time(self.started_at),
+            "ended_at": format_time(self.ended_at),
+            "status": self.status,
+            "end_reason": self.end_reason,
+            "labels": dict(self.labels),
+        }
+
+
+@dataclass
+class StatSnapshot:
+    ts: datetime
+    peers: int | None = None
+    speed_down: int | None = None
+    speed_up: int | None = None
+    downloaded: int | None = None
+    uploaded: int | None = None
+    status: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "ts": format_time(self.ts),
+            "peers": self.peers,
+            "speed_down": self.speed_down,
+            "speed_up": self.speed_up,
+            "downloaded": self.downloaded,
+            "uploaded": self.uploaded,
+            "status": self.status,
+        }

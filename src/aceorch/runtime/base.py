@@ -1,0 +1,119 @@
+"""The one boundary between aceorch and a container platform.
+
+A :class:`Runtime` creates, inspects, lists, stops and removes containers described by a :class:`ContainerSpec`,
+reads their logs, and streams lifecycle :class:`RuntimeEvent` s. Backends (``docker``, ``process``, ``fake``)
+implement it and translate their own failures into :mod:`aceorch.errors` (``RuntimeUnavailable``,
+``ContainerNotFound``, ``ImageNotFound``, ``NameConflict``, ``PortUnavailable``, else ``RuntimeFailure``).
+Backends never import each other; callers get one injected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["ContainerSpec", "ContainerInfo", "RuntimeEvent", "Runtime"]
+
+
+@dataclass
+class ContainerSpec:
+    """What to run.
+
+    ``ports`` maps a container port with protocol (``"40001/tcp"``) to a host port on 0.0.0.0, or ``None`` for
+    an unpublished port. ``network`` is a network name, ``"container:<name>"`` to join another container's
+    network namespace, or ``None`` for the runtime's default.
+    """
+
+    name: str
+    image: str
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int | None] = field(default_factory=dict)
+    network: str | None = None
+    restart_policy: str = "unless-stopped"
+    command: list[str] | None = None
+
+
+@dataclass
+class ContainerInfo:
+    """What a runtime reports about one container.
+
+    ``status`` uses Docker's words (``created``, ``running``, ``restarting``, ``exited``, ``dead``, ...).
+    ``ports`` has Docker's shape: ``{"40001/tcp": [{"HostIp": "0.0.0.0", "HostPort": "19001"}]}`` or ``None``
+    for an unpublished port. ``health`` is the Docker health status (``healthy``/``unhealthy``/``starting``)
+    or ``None`` without a health check. ``ip`` is the container's address on its first network, if any.
+    """
+
+    id: str
+    name: str
+    image: str
+    created: datetime
+    status: str
+    labels: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, list[dict[str, str]] | None] = field(default_factory=dict)
+    health: str | None = None
+    ip: str | None = None
+    started_at: datetime | None = None
+    exit_code: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+@dataclass
+class RuntimeEvent:
+    """A container lifecycle event: ``action`` is one of ``create``, ``start``, ``die``, ``stop``, ``destroy``,
+    ``health_status`` (others may appear and are ignored by consumers)."""
+
+    action: str
+    container_id: str
+    name: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """An async container platform. Every method may raise ``RuntimeUnavailable``."""
+
+    #: ``docker``, ``process`` or ``fake``.
+    name: str
+
+    async def ping(self) -> None:
+        """Return if the platform answers; raise ``RuntimeUnavailable`` otherwise."""
+
+    async def image_exists(self, image: str) -> bool:
+        """Whether ``image`` is present locally (or needs none, as under the process runtime)."""
+
+    async def create(self, spec: ContainerSpec) -> ContainerInfo:
+        """Create **and start** a container. On any failure nothing is left behind.
+
+        Raises ``NameConflict``, ``ImageNotFound``, ``PortUnavailable`` or ``RuntimeFailure``.
+        """
+
+    async def inspect(self, container_id: str) -> ContainerInfo:
+        """By full id, unique id prefix, or name. Raises ``ContainerNotFound``."""
+
+    async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
+        """All containers (running or not) whose labels include every ``labels`` pair."""
+
+    async def stop(self, container_id: str, timeout: float = 10) -> None:
+        """Stop (SIGTERM, then kill after ``timeout``). Stopping a stopped container is not an error."""
+
+    async def restart(self, container_id: str, timeout: float = 10) -> None:
+        """Stop then start the same container, keeping its id, ports and labels."""
+
+    async def remove(self, container_id: str) -> None:
+        """Remove, killing it first if it runs. Raises ``ContainerNotFound`` if it is already gone."""
+
+    async def logs(self, container_id: str, tail: int = 100) -> str:
+        """The last ``tail`` lines of stdout and stderr."""
+
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        """Lifecycle events from now on, until ``aclose()``. Consumers reconnect if the iterator ends."""
+
+    async def aclose(self) -> None:
+        """Release connections and, for the process runtime, stop every child process. Idempotent."""
