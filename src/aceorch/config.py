@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from dotenv import dotenv_values
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from aceorch.errors import ConfigError
 
@@ -124,7 +124,7 @@ def Float(lo: float, hi: float, *, lo_open: bool = False) -> Any:  # noqa: N802
 
 
 Bool = Annotated[bool, BeforeValidator(_bool)]
-Range = Annotated[PortRange, BeforeValidator(PortRange.parse)]
+Range = Annotated[PortRange, NoDecode, BeforeValidator(PortRange.parse)]
 Str = Annotated[str, BeforeValidator(_strip)]
 
 

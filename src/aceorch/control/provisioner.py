@@ -1,0 +1,582 @@
+"""Starting engines: admission (a pure decision), port and name allocation, the start itself, and rollback.
+
+Admission runs the api.md §4.1 steps in order and the first failure answers; nothing is created before all pass.
+An admitted start keeps its capacity slot, waits FIFO for one of MAX_CONCURRENT_PROVISIONS start slots and for
+MIN_PROVISION_INTERVAL_S since the previous start, then creates the container and waits until the engine's API
+answers. Any failure removes the container and releases every reserved port before the error is raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from aceorch.config import Settings
+from aceorch.control.breaker import BreakerState, CircuitBreaker
+from aceorch.control.ports import PortAllocator, PortConflict, PortPoolExhausted
+from aceorch.errors import (
+    ImageNotFound,
+    NameConflict,
+    PortUnavailable,
+    ProvisioningError,
+    RuntimeFailure,
+    RuntimeUnavailable,
+)
+from aceorch.models import Engine
+from aceorch.runtime.base import ContainerInfo, ContainerSpec, Runtime
+
+__all__ = [
+    "ProvisionRequest",
+    "GateState",
+    "Provisioner",
+    "decide_admission",
+    "blocked_error",
+    "engine_ready",
+    "advertised_address",
+]
+
+logger = logging.getLogger(__name__)
+
+ENGINE_NAME = re.compile(r"^acestream-(\d+)$")
+
+
+@dataclass
+class ProvisionRequest:
+    image: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    host_port: int | None = None
+    #: who asked: ``api``, ``scale``, ``autoscaler`` (general breaker) or ``replacement`` (replacement breaker)
+    source: str = "api"
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class GateState:
+    """Everything admission looks at, captured at one instant."""
+
+    runtime_ok: bool
+    vpn_enabled: bool
+    vpn_connected: bool
+    breaker_state: BreakerState
+    breaker_eta_s: int | None
+    breaker_allows: bool
+    engines: int
+    in_flight: int
+    max_replicas: int
+    max_active_replicas: int
+    auto_delete: bool
+    grace_period_s: int
+    startup_timeout_s: int
+
+
+def blocked_error(code: str, gate: GateState) -> ProvisioningError:
+    """The 503 ``provisioning_blocked`` error for one gate (api.md §1 table)."""
+    if code == "runtime_unavailable":
+        return ProvisioningError(
+            status=503, error="provisioning_blocked", code=code, recovery_eta_seconds=10, can_retry=True,
+            should_wait=True, message="Container runtime is not answering; engines cannot be provisioned",
+            reason="docker_error",
+        )
+    if code == "vpn_disconnected":
+        return ProvisioningError(
+            status=503, error="provisioning_blocked", code=code, recovery_eta_seconds=60, can_retry=True,
+            should_wait=True, message="VPN connection is required but currently disconnected",
+        )
+    if code == "circuit_breaker":
+        state = gate.breaker_state.value
+        return ProvisioningError(
+            status=503, error="provisioning_blocked", code=code, recovery_eta_seconds=gate.breaker_eta_s,
+            can_retry=gate.breaker_state is not BreakerState.OPEN, should_wait=True,
+            message=f"Circuit breaker is {state} due to repeated failures",
+        )
+    limit = min(gate.max_replicas, gate.max_active_replicas) if gate.vpn_enabled else gate.max_replicas
+    return ProvisioningError(
+        status=503, error="provisioning_blocked", code="max_capacity",
+        recovery_eta_seconds=gate.grace_period_s if gate.auto_delete else None, can_retry=False, should_wait=True,
+        message=f"Maximum number of engines ({limit}) already running. "
+        "Wait for streams to end or increase MAX_REPLICAS.",
+    )
+
+
+def decide_admission(gate: GateState) -> str | None:
+    """The code of the first gate that blocks a start (api.md §4.1 steps 3–6), or None if all pass."""
+    if not gate.runtime_ok:
+        return "runtime_unavailable"
+    if gate.vpn_enabled and not gate.vpn_connected:
+        return "vpn_disconnected"
+    if not gate.breaker_allows:
+        return "circuit_breaker"
+    cap = gate.max_replicas
+    if gate.vpn_enabled:
+        cap = min(cap, gate.max_active_replicas)
+    if gate.engines + gate.in_flight >= cap:
+        return "max_capacity"
+    return None
+
+
+def rejected(code: str, message: str, status: int, reason: str | None = None) -> ProvisioningError:
+    return ProvisioningError(
+        status=status, error="provisioning_rejected", code=code, message=message, reason=reason or code
+    )
+
+
+def failed(cause: str, reason: str, *, vpn: bool = False) -> ProvisioningError:
+    if vpn:
+        return ProvisioningError(
+            status=503, error="provisioning_failed", code="vpn_error", recovery_eta_seconds=60, can_retry=True,
+            should_wait=True, message=f"VPN error during provisioning: {cause}", reason=reason,
+        )
+    return ProvisioningError(
+        status=500, error="provisioning_failed", code="general_error",
+        message=f"Failed to provision engine: {cause}", reason=reason,
+    )
+
+
+def _conf_ports(conf: str) -> tuple[int | None, int | None]:
+    http = re.search(r"--http-port=(\d+)", conf)
+    https = re.search(r"--https-port=(\d+)", conf)
+    return (int(http.group(1)) if http else None, int(https.group(1)) if https else None)
+
+
+def running_in_container() -> bool:
+    import os
+
+    return os.path.exists("/.dockerenv") or os.environ.get("ACEORCH_IN_CONTAINER") == "1"
+
+
+def advertised_address(
+    settings: Settings, *, container_name: str, host_port: int, container_port: int, in_container: bool
+) -> tuple[str, int]:
+    """(host, port) that proxies see in /engines (config.md ENGINE_ADVERTISE_HOST)."""
+    choice = settings.engine_advertise_host
+    if choice != "auto":
+        return choice, host_port
+    if not in_container:
+        return "127.0.0.1", host_port
+    if settings.vpn_enabled and settings.gluetun_container_name:
+        return settings.gluetun_container_name, container_port
+    return container_name, container_port
+
+
+async def engine_ready(client: httpx.AsyncClient, host: str, port: int, timeout: float = 2.0) -> bool:
+    """True when ``get_status`` answers 200 JSON (with ``result.playlist_loaded`` true when present)."""
+    url = f"http://{host}:{port}/server/api"
+    try:
+        resp = await client.get(url, params={"api_version": "3", "method": "get_status"}, timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    if resp.status_code != 200:
+        return False
+    try:
+        body = resp.json()
+    except ValueError:
+        return False
+    if not isinstance(body, dict):
+        return False
+    result = body.get("result")
+    if isinstance(result, dict) and "playlist_loaded" in result:
+        return bool(result["playlist_loaded"])
+    return True
+
+
+class Fleet(Protocol):
+    """What the provisioner needs to know about the engines the service already manages."""
+
+    def engine_count(self) -> int: ...
+
+    def engine_names(self) -> set[str]: ...
+
+    def p2p_holder(self) -> str | None: ...
+
+    async def register(self, engine: Engine, info: ContainerInfo) -> None: ...
+
+
+Recorder = Callable[..., None]
+
+
+class Provisioner:
+    """Admits and runs engine starts. One per service."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        runtime: Runtime,
+        fleet: Fleet,
+        breakers: dict[str, CircuitBreaker],
+        ports: PortAllocator,
+        http: httpx.AsyncClient,
+        record: Recorder,
+        on_finished: Callable[[str, bool, float, str | None, str | None], None],
+        vpn_gate: Callable[[], tuple[bool, int | None]],
+        runtime_ok: Callable[[], Awaitable[bool]],
+        in_container: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.fleet = fleet
+        self.breakers = breakers
+        self.ports = ports
+        self.http = http
+        self.record = record
+        self.on_finished = on_finished
+        self.vpn_gate = vpn_gate
+        self.runtime_ok = runtime_ok
+        self.in_container = in_container
+        self.in_flight = 0
+        self._slots = asyncio.Semaphore(settings.max_concurrent_provisions)
+        self._interval_lock = asyncio.Lock()
+        self._last_start = 0.0
+        self._reserved_names: set[str] = set()
+
+    # -- admission ----------------------------------------------------------------------------------------
+    def gate_state(self, source: str = "api", runtime_ok: bool = True) -> GateState:
+        breaker = self.breakers["replacement" if source == "replacement" else "general"]
+        adm = breaker.peek()
+        connected, _ = self.vpn_gate()
+        eta = adm.eta_s if not adm.allowed else None
+        return GateState(
+            runtime_ok=runtime_ok,
+            vpn_enabled=self.settings.vpn_enabled,
+            vpn_connected=connected,
+            breaker_state=adm.state,
+            breaker_eta_s=eta,
+            breaker_allows=adm.allowed,
+            engines=self.fleet.engine_count(),
+            in_flight=self.in_flight,
+            max_replicas=self.settings.max_replicas,
+            max_active_replicas=self.settings.max_active_replicas,
+            auto_delete=self.settings.auto_delete,
+            grace_period_s=self.settings.engine_grace_period_s,
+            startup_timeout_s=self.settings.startup_timeout_s,
+        )
+
+    @property
+    def runtime_kind(self) -> str:
+        return self.runtime.name
+
+    # -- the start ----------------------------------------------------------------------------------------
+    async def provision(self, req: ProvisionRequest) -> tuple[Engine, float]:
+        """Admit and start one engine; returns it (registered) and the start's duration in ms."""
+        begin = time.perf_counter()
+        image = req.image or self.settings.target_image
+        self.record(
+            "provisioning",
+            operation="start_acestream_begin",
+            labels=req.labels,
+            image=image if self.runtime.name == "docker" else self.settings.engine_command.split()[0],
+            custom_env=bool(req.env),
+            source=req.source,
+            request_id=req.request_id,
+        )
+        reserved: list[int] = []
+        claimed_slot = False
+        breaker = self.breakers["replacement" if req.source == "replacement" else "general"]
+        trial = False
+        try:
+            ok = await self.runtime_ok()
+            gate = self.gate_state(req.source, runtime_ok=ok)
+            code = decide_admission(gate)
+            if code is None:
+                adm = breaker.admit()
+                trial = adm.trial
+            if code is not None:
+                raise blocked_error(code, gate)
+            # Step 7: ports and image.
+            layout = self._allocate(req, reserved)
+            if req.image and self.runtime.name == "docker" and not await self.runtime.image_exists(req.image):
+                raise rejected("image_not_found", f"Image {req.image!r} is not present locally", 400)
+            self.in_flight += 1
+            claimed_slot = True
+        except ProvisioningError as exc:
+            if trial:
+                breaker.release_trial()
+            self.ports.release(reserved)
+            self._fail_record(req, exc, begin)
+            raise
+        try:
+            engine = await self._start(req, image, layout, breaker, begin)
+        finally:
+            if claimed_slot:
+                self.in_flight -= 1
+        duration_ms = (time.perf_counter() - begin) * 1000
+        return engine, duration_ms
+
+    def _fail_record(self, req: ProvisionRequest, exc: ProvisioningError, begin: float) -> None:
+        duration_ms = (time.perf_counter() - begin) * 1000
+        self.record(
+            "provisioning",
+            operation="start_acestream_failed",
+            error=exc.message,
+            reason=exc.reason,
+            code=exc.code,
+            duration_ms=duration_ms,
+            success=False,
+            source=req.source,
+            request_id=req.request_id,
+        )
+        self.on_finished("start_acestream", False, duration_ms, None, exc.code)
+
+    def _allocate(self, req: ProvisionRequest, reserved: list[int]) -> dict[str, int | None]:
+        """Reserve every port of the new engine (api.md §4.1 "Ports"). Fills ``reserved`` as it goes."""
+        s = self.settings
+        conf = req.env.get("CONF")
+        conf_http, conf_https = _conf_ports(conf) if conf is not None else (None, None)
+        kind = self.runtime.name
+
+        def claim(port: int, pool: Any) -> int:
+            try:
+                got = self.ports.claim(port, pool)
+            except PortConflict as exc:
+                raise rejected("port_conflict", f"Port conflict: {exc}", 409) from None
+            reserved.append(got)
+            return got
+
+        def take(pool: Any) -> int:
+            try:
+                got = self.ports.take(pool)
+            except PortPoolExhausted as exc:
+                gate = self.gate_state(req.source)
+                err = blocked_error("max_capacity", gate)
+                err.reason = "port_pool_exhausted"
+                err.message = f"{err.message} ({exc})"
+                raise err from None
+            reserved.append(got)
+            return got
+
+        host_https: int | None = None
+        if s.vpn_enabled:
+            pool = s.vpn_port_pool
+            wanted = req.host_port or conf_http
+            if req.host_port and conf_http and req.host_port != conf_http:
+                raise rejected("port_conflict", "host_port and CONF --http-port disagree in VPN mode", 409)
+            host_http = claim(wanted, pool) if wanted else take(pool)
+            container_http = host_http
+        elif kind == "docker":
+            container_http = claim(conf_http, s.ace_http_range) if conf_http else take(s.ace_http_range)
+            host_http = claim(req.host_port, s.port_range_host) if req.host_port else take(s.port_range_host)
+        else:
+            wanted = req.host_port or conf_http
+            if req.host_port and conf_http and req.host_port != conf_http:
+                raise rejected("port_conflict", "host_port and CONF --http-port disagree", 409)
+            host_http = claim(wanted, s.port_range_host) if wanted else take(s.port_range_host)
+            container_http = host_http
+        container_https = claim(conf_https, s.ace_https_range) if conf_https else take(s.ace_https_range)
+        if s.ace_map_https and kind == "docker" and not s.vpn_enabled:
+            host_https = take(s.port_range_host)
+        return {
+            "host_http": host_http,
+            "container_http": container_http,
+            "container_https": container_https,
+            "host_https": host_https,
+        }
+
+    def _next_name(self) -> str:
+        used = self.fleet.engine_names() | self._reserved_names
+        highest = 0
+        for name in used:
+            m = ENGINE_NAME.match(name)
+            if m:
+                highest = max(highest, int(m.group(1)))
+        return f"acestream-{highest + 1}"
+
+    def _spec(self, req: ProvisionRequest, image: str, name: str, layout: dict[str, int | None]) -> ContainerSpec:
+        s = self.settings
+        c_http = layout["container_http"]
+        c_https = layout["container_https"]
+        env = dict(req.env)
+        if "CONF" not in req.env:
+            env["CONF"] = f"--http-port={c_http}\n--https-port={c_https}\n--bind-all"
+        env.update(
+            {
+                "HTTP_PORT": str(c_http),
+                "HTTPS_PORT": str(c_https),
+                "BIND_ALL": "true",
+                "INTERNAL_BUFFERING": "60",
+                "CACHE_LIMIT": "1",
+            }
+        )
+        key, value = s.label_pair
+        labels = dict(req.labels)
+        labels.update(
+            {
+                key: value,
+                "acestream.http_port": str(c_http),
+                "acestream.https_port": str(c_https),
+                "host.http_port": str(layout["host_http"]),
+                "aceorch.kind": "engine",
+                "aceorch.request_id": req.request_id or "",
+            }
+        )
+        if layout["host_https"] is not None:
+            labels["host.https_port"] = str(layout["host_https"])
+        ports: dict[str, int | None] = {}
+        network: str | None = s.docker_network
+        if s.vpn_enabled:
+            network = f"container:{s.gluetun_container_name}"
+            _, forwarded = self.vpn_gate()
+            if forwarded and self.fleet.p2p_holder() is None:
+                env["P2P_PORT"] = str(forwarded)
+                labels["aceorch.p2p_port"] = str(forwarded)
+        elif self.runtime.name == "docker":
+            ports[f"{c_http}/tcp"] = layout["host_http"]
+            if layout["host_https"] is not None:
+                ports[f"{c_https}/tcp"] = layout["host_https"]
+        else:
+            ports[f"{c_http}/tcp"] = layout["host_http"]
+        command = None
+        return ContainerSpec(
+            name=name, image=image, env=env, labels=labels, ports=ports, network=network, command=command
+        )
+
+    async def _wait_slot(self) -> None:
+        await self._slots.acquire()
+        gap = self.settings.min_provision_interval_s
+        if gap <= 0:
+            return
+        try:
+            async with self._interval_lock:
+                wait = self._last_start + gap - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._last_start = time.monotonic()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _start(
+        self,
+        req: ProvisionRequest,
+        image: str,
+        layout: dict[str, int | None],
+        breaker: CircuitBreaker,
+        begin: float,
+    ) -> Engine:
+        s = self.settings
+        info: ContainerInfo | None = None
+        name = ""
+        try:
+            await self._wait_slot()
+            try:
+                for _attempt in range(5):
+                    name = self._next_name()
+                    self._reserved_names.add(name)
+                    spec = self._spec(req, image, name, layout)
+                    try:
+                        info = await self.runtime.create(spec)
+                        break
+                    except NameConflict:
+                        self._reserved_names.discard(name)
+                        logger.warning("container name %s is taken; trying the next one", name)
+                        continue
+                if info is None:
+                    raise failed("no free container name after 5 tries", "docker_error")
+                host, port = advertised_address(
+                    s,
+                    container_name=name,
+                    host_port=int(layout["host_http"] or 0),
+                    container_port=int(layout["container_http"] or 0),
+                    in_container=self.in_container,
+                )
+                await self._wait_ready(info, host, port, begin)
+                engine = Engine(
+                    container_id=info.id,
+                    container_name=name,
+                    host=host,
+                    port=port,
+                    host_http_port=int(layout["host_http"] or 0),
+                    container_http_port=int(layout["container_http"] or 0),
+                    container_https_port=layout["container_https"],
+                    host_https_port=layout["host_https"],
+                    labels=dict(info.labels) or dict(spec.labels),
+                    p2p_port=int(spec.env["P2P_PORT"]) if "P2P_PORT" in spec.env else None,
+                )
+                await self.fleet.register(engine, info)
+            finally:
+                self._slots.release()
+                self._reserved_names.discard(name)
+        except BaseException as exc:
+            err = self._translate(exc)
+            if info is not None:
+                await self._remove_quietly(info.id)
+            self.ports.release(layout.values())
+            breaker.record(False)
+            self._fail_record(req, err, begin)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise err from exc
+        breaker.record(True)
+        duration_ms = (time.perf_counter() - begin) * 1000
+        self.record(
+            "provisioning",
+            operation="start_acestream_success",
+            container_id=engine.container_id,
+            container_name=engine.container_name,
+            host_http_port=engine.host_http_port,
+            container_http_port=engine.container_http_port,
+            duration_ms=duration_ms,
+            success=True,
+            source=req.source,
+            request_id=req.request_id,
+        )
+        self.on_finished("start_acestream", True, duration_ms, engine.container_id, None)
+        return engine
+
+    def _translate(self, exc: BaseException) -> ProvisioningError:
+        if isinstance(exc, ProvisioningError):
+            return exc
+        vpn = self.settings.vpn_enabled
+        if isinstance(exc, ImageNotFound):
+            return failed(f"image not found: {exc}", "image_not_found")
+        if isinstance(exc, PortUnavailable):
+            return failed(f"port unavailable: {exc}", "docker_error")
+        if isinstance(exc, RuntimeUnavailable):
+            return failed(f"container runtime unavailable: {exc}", "docker_error", vpn=False)
+        if isinstance(exc, RuntimeFailure):
+            text = str(exc)
+            is_vpn = vpn and ("container:" in text or "network" in text.lower() or "namespace" in text.lower())
+            return failed(text, "docker_error", vpn=is_vpn)
+        if isinstance(exc, asyncio.CancelledError):
+            return failed("cancelled during shutdown", "docker_error")
+        logger.exception("unexpected error while provisioning", exc_info=exc)
+        return failed(f"{type(exc).__name__}: {exc}", "docker_error")
+
+    async def _wait_ready(self, info: ContainerInfo, host: str, port: int, begin: float) -> None:
+        deadline = begin + self.settings.startup_timeout_s
+        wait_ready = self.settings.provision_wait_for.value == "ready"
+        last_inspect = 0.0
+        while True:
+            now = time.perf_counter()
+            if now - last_inspect >= 0.5 or not wait_ready:
+                last_inspect = now
+                current = await self.runtime.inspect(info.id)
+                if current.status in ("exited", "dead", "restarting") or (current.exit_code or 0) != 0:
+                    raise failed(
+                        f"engine exited during startup (status {current.status}, exit code {current.exit_code})",
+                        "engine_exited",
+                    )
+                if not wait_ready and current.running:
+                    return
+            if wait_ready and await engine_ready(self.http, host, port, timeout=min(2.0, max(0.2, deadline - now))):
+                return
+            if time.perf_counter() >= deadline:
+                what = "ready" if wait_ready else "running"
+                raise failed(
+                    f"engine not {what} within STARTUP_TIMEOUT_S ({self.settings.startup_timeout_s}s)",
+                    "startup_timeout",
+                )
+            await asyncio.sleep(0.1)
+
+    async def _remove_quietly(self, container_id: str) -> None:
+        try:
+            await asyncio.shield(self.runtime.remove(container_id))
+        except Exception:  # noqa: BLE001 - best effort during rollback; the monitor reaps leftovers
+            logger.warning("could not remove container %s during rollback", container_id[:12], exc_info=True)
