@@ -272,7 +272,7 @@ class Provisioner:
             "provisioning",
             operation="start_acestream_begin",
             labels=req.labels,
-            image=image if self.runtime.name == "docker" else self.settings.engine_command.split()[0],
+            image=image if self.runtime.name != "process" else self.settings.engine_command.split()[0],
             custom_env=bool(req.env),
             source=req.source,
             request_id=req.request_id,
@@ -292,7 +292,7 @@ class Provisioner:
                 raise blocked_error(code, gate)
             # Step 7: ports and image.
             layout = self._allocate(req, reserved)
-            if req.image and self.runtime.name == "docker" and not await self.runtime.image_exists(req.image):
+            if req.image and self.runtime.name != "process" and not await self.runtime.image_exists(req.image):
                 raise rejected("image_not_found", f"Image {req.image!r} is not present locally", 400)
             self.in_flight += 1
             claimed_slot = True
@@ -360,7 +360,7 @@ class Provisioner:
                 raise rejected("port_conflict", "host_port and CONF --http-port disagree in VPN mode", 409)
             host_http = claim(wanted, pool) if wanted else take(pool)
             container_http = host_http
-        elif kind == "docker":
+        elif kind != "process":
             container_http = claim(conf_http, s.ace_http_range) if conf_http else take(s.ace_http_range)
             host_http = claim(req.host_port, s.port_range_host) if req.host_port else take(s.port_range_host)
         else:
@@ -370,7 +370,7 @@ class Provisioner:
             host_http = claim(wanted, s.port_range_host) if wanted else take(s.port_range_host)
             container_http = host_http
         container_https = claim(conf_https, s.ace_https_range) if conf_https else take(s.ace_https_range)
-        if s.ace_map_https and kind == "docker" and not s.vpn_enabled:
+        if s.ace_map_https and kind != "process" and not s.vpn_enabled:
             host_https = take(s.port_range_host)
         return {
             "host_http": host_http,
@@ -426,7 +426,7 @@ class Provisioner:
             if forwarded and self.fleet.p2p_holder() is None:
                 env["P2P_PORT"] = str(forwarded)
                 labels["aceorch.p2p_port"] = str(forwarded)
-        elif self.runtime.name == "docker":
+        elif self.runtime.name != "process":
             ports[f"{c_http}/tcp"] = layout["host_http"]
             if layout["host_https"] is not None:
                 ports[f"{c_https}/tcp"] = layout["host_https"]

@@ -1,0 +1,83 @@
+"""``aceorch serve``: read the settings once, set up logging, and run the API with uvicorn."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import typer
+
+from aceorch.aiokits import request_id_var, trace_id_var
+from aceorch.config import Settings, load_settings
+from aceorch.errors import ConfigError
+from aceorch.models import format_time
+
+__all__ = ["serve", "setup_logging"]
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.trace_id = trace_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import UTC, datetime
+
+        body: dict[str, Any] = {
+            "timestamp": format_time(datetime.fromtimestamp(record.created, UTC)),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        rid = getattr(record, "request_id", None)
+        if rid:
+            body["request_id"] = rid
+            body["trace_id"] = getattr(record, "trace_id", None)
+        if record.exc_info:
+            body["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(body)
+
+
+def setup_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_ContextFilter())
+    if settings.log_format.value == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.value)
+    # The "Debug mode enabled" line is logged even when LOG_LEVEL is above INFO.
+    logging.getLogger("aceorch.debuglog").setLevel(logging.INFO)
+    for noisy in ("uvicorn.access",):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def serve(env_file: str = typer.Option(".env", help="the .env file to read, if present")) -> None:
+    """Run the orchestrator in the foreground (APP_HOST:APP_PORT)."""
+    try:
+        settings = load_settings(env_file)
+    except ConfigError as exc:
+        for line in exc.lines:
+            typer.echo(line, err=True)
+        raise typer.Exit(2) from None
+    setup_logging(settings)
+    import uvicorn
+
+    from aceorch.api import create_app
+
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.app_host,
+        port=settings.app_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

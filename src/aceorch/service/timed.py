@@ -1,0 +1,118 @@
+"""Instrumentation wrappers: every runtime call and every outgoing HTTP call is timed into ``performance``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+
+from aceorch.runtime.base import ContainerInfo, ContainerSpec, Runtime, RuntimeEvent
+
+__all__ = ["TimedRuntime", "TimedTransport"]
+
+Recorder = Callable[..., None]
+
+
+class TimedRuntime:
+    """A Runtime that records the duration of each call of the runtime it wraps."""
+
+    def __init__(self, inner: Runtime, record: Recorder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self._record = record
+
+    async def _timed(self, op: str, coro: Any, **fields: Any) -> Any:
+        begin = time.perf_counter()
+        error: str | None = None
+        try:
+            return await coro
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._record(
+                "performance",
+                operation=f"runtime.{op}",
+                kind="runtime",
+                backend=self.name,
+                duration_ms=(time.perf_counter() - begin) * 1000,
+                success=error is None,
+                error=error,
+                **fields,
+            )
+
+    async def ping(self) -> None:
+        await self._timed("ping", self.inner.ping())
+
+    async def image_exists(self, image: str) -> bool:
+        result: bool = await self._timed("image_exists", self.inner.image_exists(image), image=image)
+        return result
+
+    async def create(self, spec: ContainerSpec) -> ContainerInfo:
+        result: ContainerInfo = await self._timed("create", self.inner.create(spec), container_name=spec.name)
+        return result
+
+    async def inspect(self, container_id: str) -> ContainerInfo:
+        result: ContainerInfo = await self._timed("inspect", self.inner.inspect(container_id), container_id=container_id)
+        return result
+
+    async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
+        result: list[ContainerInfo] = await self._timed("list", self.inner.list(labels))
+        return result
+
+    async def stop(self, container_id: str, timeout: float = 10) -> None:
+        await self._timed("stop", self.inner.stop(container_id, timeout), container_id=container_id)
+
+    async def restart(self, container_id: str, timeout: float = 10) -> None:
+        await self._timed("restart", self.inner.restart(container_id, timeout), container_id=container_id)
+
+    async def remove(self, container_id: str) -> None:
+        await self._timed("remove", self.inner.remove(container_id), container_id=container_id)
+
+    async def logs(self, container_id: str, tail: int = 100) -> str:
+        result: str = await self._timed("logs", self.inner.logs(container_id, tail), container_id=container_id)
+        return result
+
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        return self.inner.events()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class TimedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that records each request's duration (engine and Gluetun calls)."""
+
+    def __init__(self, record: Recorder, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._record = record
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        begin = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        try:
+            response = await self._inner.handle_async_request(request)
+            status = response.status_code
+            return response
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._record(
+                "performance",
+                operation="http." + (request.url.path.split("/")[1] if "/" in request.url.path else "root"),
+                kind="http",
+                method=request.method,
+                target=f"{request.url.host}:{request.url.port}",
+                path=request.url.path,
+                status=status,
+                duration_ms=(time.perf_counter() - begin) * 1000,
+                success=error is None and status is not None and status < 500,
+                error=error,
+            )
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
