@@ -147,19 +147,30 @@ def _conf_ports(conf: str) -> tuple[int | None, int | None]:
 
 
 def running_in_container() -> bool:
+    """True when aceorch itself runs in a container next to its engines (set by the project's image).
+
+    ``/.dockerenv`` is not used: a sandbox that runs its own Docker engine is a container too, yet the engines'
+    published ports are on its own loopback.
+    """
     import os
 
-    return os.path.exists("/.dockerenv") or os.environ.get("ACEORCH_IN_CONTAINER") == "1"
+    return os.environ.get("ACEORCH_IN_CONTAINER") == "1"
 
 
 def advertised_address(
-    settings: Settings, *, container_name: str, host_port: int, container_port: int, in_container: bool
+    settings: Settings,
+    *,
+    container_name: str,
+    host_port: int,
+    container_port: int,
+    in_container: bool,
+    runtime_kind: str = "docker",
 ) -> tuple[str, int]:
     """(host, port) that proxies see in /engines (config.md ENGINE_ADVERTISE_HOST)."""
     choice = settings.engine_advertise_host
     if choice != "auto":
         return choice, host_port
-    if not in_container:
+    if not in_container or runtime_kind == "process":
         return "127.0.0.1", host_port
     if settings.vpn_enabled and settings.gluetun_container_name:
         return settings.gluetun_container_name, container_port
@@ -485,6 +496,7 @@ class Provisioner:
                     host_port=int(layout["host_http"] or 0),
                     container_port=int(layout["container_http"] or 0),
                     in_container=self.in_container,
+                    runtime_kind=self.runtime.name,
                 )
                 await self._wait_ready(info, host, port, begin)
                 engine = Engine(

@@ -315,7 +315,7 @@ class Service:
             return None
         host, port = advertised_address(
             self.settings, container_name=info.name, host_port=h_http, container_port=c_http,
-            in_container=self.in_container,
+            in_container=self.in_container, runtime_kind=self.runtime.name,
         )
         p2p = info.labels.get("aceorch.p2p_port")
         return Engine(
@@ -438,13 +438,20 @@ class Service:
             await self.reconcile()
         self.metrics.debug_written.set(self.debuglog.entries_written)
         self.metrics.debug_dropped.set(self.debuglog.entries_dropped)
-        # Wake early when an event says a managed container died.
-        try:
-            await asyncio.wait_for(self._wake_monitor.wait(), timeout=self.settings.monitor_interval_s)
-        except TimeoutError:
-            pass
+        # Wake early when an event says a managed container died (or when stopping).
+        waiters = [asyncio.ensure_future(self._wake_monitor.wait()), asyncio.ensure_future(self._stop.wait())]
+        await asyncio.wait(waiters, timeout=self.settings.monitor_interval_s, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
 
     async def _follow_events(self) -> None:
+        follow = asyncio.ensure_future(self._consume_events())
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([follow, stop], return_when=asyncio.FIRST_COMPLETED)
+        for task in (follow, stop):
+            task.cancel()
+
+    async def _consume_events(self) -> None:
         key, value = self.settings.label_pair
         try:
             async for event in self.runtime.events():
