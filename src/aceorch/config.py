@@ -113,15 +113,8 @@ def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
-def Int(lo: int, hi: int) -> Any:  # noqa: N802 - reads as a type
-    return Annotated[int, BeforeValidator(_int), Field(ge=lo, le=hi)]
-
-
-def Float(lo: float, hi: float, *, lo_open: bool = False) -> Any:  # noqa: N802
-    if lo_open:
-        return Annotated[float, BeforeValidator(_float), Field(gt=lo, le=hi)]
-    return Annotated[float, BeforeValidator(_float), Field(ge=lo, le=hi)]
-
+_INT = BeforeValidator(_int)
+_FLOAT = BeforeValidator(_float)
 
 Bool = Annotated[bool, BeforeValidator(_bool)]
 Range = Annotated[PortRange, NoDecode, BeforeValidator(PortRange.parse)]
@@ -195,7 +188,7 @@ class Settings(BaseSettings):
 
     # Service, API and logging
     app_host: Str = "0.0.0.0"
-    app_port: Int(1, 65535) = 8000
+    app_port: Annotated[int, _INT, Field(ge=1, le=65535)] = 8000
     api_key: SecretStr | None = None
     log_level: Annotated[LogLevel, BeforeValidator(_upper)] = LogLevel.INFO
     log_format: Annotated[LogFormat, BeforeValidator(_lower)] = LogFormat.TEXT
@@ -209,59 +202,59 @@ class Settings(BaseSettings):
     container_label: Str = "ondemand.app=myservice"
     engine_advertise_host: Str = "auto"
     provision_wait_for: Annotated[WaitFor, BeforeValidator(_lower)] = WaitFor.READY
-    startup_timeout_s: Int(1, 600) = 25
+    startup_timeout_s: Annotated[int, _INT, Field(ge=1, le=600)] = 25
     port_range_host: Range = PortRange(19000, 19999)
     ace_http_range: Range = PortRange(40000, 44999)
     ace_https_range: Range = PortRange(45000, 49999)
     ace_map_https: Bool = False
 
     # Pool, autoscaling and provisioning
-    min_replicas: Int(0, 1000) = 1
-    min_free_replicas: Int(0, 1000) = 1
-    max_replicas: Int(1, 1000) = 20
-    max_active_replicas: Int(1, 1000) = 20
+    min_replicas: Annotated[int, _INT, Field(ge=0, le=1000)] = 1
+    min_free_replicas: Annotated[int, _INT, Field(ge=0, le=1000)] = 1
+    max_replicas: Annotated[int, _INT, Field(ge=1, le=1000)] = 20
+    max_active_replicas: Annotated[int, _INT, Field(ge=1, le=1000)] = 20
     auto_delete: Bool = False
-    engine_grace_period_s: Int(0, 86400) = 30
-    idle_ttl_s: Int(0, 604800) = 600
-    autoscale_interval_s: Int(1, 3600) = 30
-    monitor_interval_s: Int(1, 3600) = 10
-    max_concurrent_provisions: Int(1, 100) = 5
-    min_provision_interval_s: Float(0, 60) = 0.5
+    engine_grace_period_s: Annotated[int, _INT, Field(ge=0, le=86400)] = 30
+    idle_ttl_s: Annotated[int, _INT, Field(ge=0, le=604800)] = 600
+    autoscale_interval_s: Annotated[int, _INT, Field(ge=1, le=3600)] = 30
+    monitor_interval_s: Annotated[int, _INT, Field(ge=1, le=3600)] = 10
+    max_concurrent_provisions: Annotated[int, _INT, Field(ge=1, le=100)] = 5
+    min_provision_interval_s: Annotated[float, _FLOAT, Field(ge=0, le=60)] = 0.5
 
     # Health and circuit breakers
-    health_check_interval_s: Int(1, 3600) = 20
-    health_failure_threshold: Int(1, 100) = 3
-    health_unhealthy_grace_period_s: Int(0, 86400) = 60
-    health_replacement_cooldown_s: Int(0, 86400) = 60
-    circuit_breaker_failure_threshold: Int(1, 1000) = 5
-    circuit_breaker_recovery_timeout_s: Int(1, 86400) = 300
-    circuit_breaker_replacement_threshold: Int(1, 1000) = 3
-    circuit_breaker_replacement_timeout_s: Int(1, 86400) = 180
+    health_check_interval_s: Annotated[int, _INT, Field(ge=1, le=3600)] = 20
+    health_failure_threshold: Annotated[int, _INT, Field(ge=1, le=100)] = 3
+    health_unhealthy_grace_period_s: Annotated[int, _INT, Field(ge=0, le=86400)] = 60
+    health_replacement_cooldown_s: Annotated[int, _INT, Field(ge=0, le=86400)] = 60
+    circuit_breaker_failure_threshold: Annotated[int, _INT, Field(ge=1, le=1000)] = 5
+    circuit_breaker_recovery_timeout_s: Annotated[int, _INT, Field(ge=1, le=86400)] = 300
+    circuit_breaker_replacement_threshold: Annotated[int, _INT, Field(ge=1, le=1000)] = 3
+    circuit_breaker_replacement_timeout_s: Annotated[int, _INT, Field(ge=1, le=86400)] = 180
 
     # Streams and stats
-    collect_interval_s: Int(1, 3600) = 5
-    stats_history_max: Int(1, 100000) = 720
-    stream_retention_s: Int(60, 31536000) = 86400
+    collect_interval_s: Annotated[int, _INT, Field(ge=1, le=3600)] = 5
+    stats_history_max: Annotated[int, _INT, Field(ge=1, le=100000)] = 720
+    stream_retention_s: Annotated[int, _INT, Field(ge=60, le=31536000)] = 86400
 
     # VPN (Gluetun)
     gluetun_container_name: Str | None = None
-    gluetun_api_port: Int(1, 65535) = 8000
+    gluetun_api_port: Annotated[int, _INT, Field(ge=1, le=65535)] = 8000
     gluetun_api_url: Str | None = None
     gluetun_api_key: SecretStr | None = None
-    gluetun_health_check_interval_s: Int(1, 3600) = 5
-    gluetun_port_cache_ttl_s: Int(1, 86400) = 60
-    gluetun_startup_wait_s: Int(0, 3600) = 60
+    gluetun_health_check_interval_s: Annotated[int, _INT, Field(ge=1, le=3600)] = 5
+    gluetun_port_cache_ttl_s: Annotated[int, _INT, Field(ge=1, le=86400)] = 60
+    gluetun_startup_wait_s: Annotated[int, _INT, Field(ge=0, le=3600)] = 60
     vpn_restart_engines_on_reconnect: Bool = True
-    vpn_recovery_stabilize_s: Int(0, 3600) = 30
+    vpn_recovery_stabilize_s: Annotated[int, _INT, Field(ge=0, le=3600)] = 30
 
     # Debug mode
     debug_mode: Bool = False
     debug_log_dir: Str = "./debug_logs"
-    debug_log_retention_days: Int(0, 3650) = 7
-    debug_log_max_mb: Int(1, 1048576) = 512
-    debug_flush_interval_ms: Int(10, 1000) = 200
-    debug_slow_provisioning_ratio: Float(0, 1, lo_open=True) = 0.7
-    debug_unhealthy_ratio: Annotated[float, BeforeValidator(_float), Field(ge=0, lt=1)] = 0.3
+    debug_log_retention_days: Annotated[int, _INT, Field(ge=0, le=3650)] = 7
+    debug_log_max_mb: Annotated[int, _INT, Field(ge=1, le=1048576)] = 512
+    debug_flush_interval_ms: Annotated[int, _INT, Field(ge=10, le=1000)] = 200
+    debug_slow_provisioning_ratio: Annotated[float, _FLOAT, Field(gt=0, le=1)] = 0.7
+    debug_unhealthy_ratio: Annotated[float, _FLOAT, Field(ge=0, lt=1)] = 0.3
 
     @model_validator(mode="after")
     def _cross_field(self) -> Settings:
@@ -405,7 +398,7 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
         if close:
             logger.warning("unknown setting %s in %s; did you mean %s?", key, env_file, close[0])
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)
     except ValidationError as exc:
         raise ConfigError(_format_validation(exc, raw)) from None
 

@@ -1,11 +1,11 @@
 from datetime import timedelta
 
+import pytest
+
+from aceorch.config import PortRange
 from aceorch.control import autoscaler, health
 from aceorch.control.ports import PortAllocator, PortConflict, PortPoolExhausted
-from aceorch.config import PortRange
 from aceorch.models import Engine, HealthStatus, utcnow
-
-import pytest
 
 
 def engine(i: int, *, streams: int = 0, idle_s: int = 0) -> Engine:

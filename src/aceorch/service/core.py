@@ -43,7 +43,6 @@ from aceorch.errors import (
     PortUnavailable,
     ProvisioningError,
     RuntimeFailure,
-    RuntimeUnavailable,
 )
 from aceorch.models import Engine, HealthStatus, StatSnapshot, Stream, format_time, utcnow
 from aceorch.runtime.base import ContainerInfo, ContainerSpec, Runtime
@@ -1097,8 +1096,11 @@ class Service:
         can = code is None
         if running == 0 and not can:
             status = "unavailable"
-        elif code in ("runtime_unavailable", "vpn_disconnected", "circuit_breaker") or state is not BreakerState.CLOSED \
-                or running == 0:
+        elif (
+            code in ("runtime_unavailable", "vpn_disconnected", "circuit_breaker")
+            or state is not BreakerState.CLOSED
+            or running == 0
+        ):
             status = "degraded"
         else:
             status = "healthy"

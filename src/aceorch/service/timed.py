@@ -55,7 +55,9 @@ class TimedRuntime:
         return result
 
     async def inspect(self, container_id: str) -> ContainerInfo:
-        result: ContainerInfo = await self._timed("inspect", self.inner.inspect(container_id), container_id=container_id)
+        result: ContainerInfo = await self._timed(
+            "inspect", self.inner.inspect(container_id), container_id=container_id
+        )
         return result
 
     async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
