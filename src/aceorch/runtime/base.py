@@ -1,9 +1,10 @@
 """The one boundary between aceorch and a container platform.
 
-A :class:`Runtime` creates, inspects, lists, stops and removes containers described by a :class:`ContainerSpec`,
-reads their logs, and streams lifecycle :class:`RuntimeEvent` s. Backends (``docker``, ``process``, ``fake``)
-implement it and translate their own failures into :mod:`aceorch.errors` (``RuntimeUnavailable``,
-``ContainerNotFound``, ``ImageNotFound``, ``NameConflict``, ``PortUnavailable``, else ``RuntimeFailure``).
+A :class:`Runtime` creates, inspects, lists, stops and removes containers described by a
+:class:`ContainerSpec`, reads their logs, and streams lifecycle :class:`RuntimeEvent` s. Backends
+(``docker``, ``process``, ``fake``) implement it and translate their own failures into
+:mod:`aceorch.errors` (``RuntimeUnavailable``, ``ContainerNotFound``, ``ImageNotFound``, ``NameConflict``,
+``PortUnavailable``, else ``RuntimeFailure``).
 Backends never import each other; callers get one injected.
 """
 
@@ -65,8 +66,11 @@ class ContainerInfo:
 
 @dataclass
 class RuntimeEvent:
-    """A container lifecycle event: ``action`` is one of ``create``, ``start``, ``die``, ``stop``, ``destroy``,
-    ``health_status`` (others may appear and are ignored by consumers)."""
+    """A container lifecycle event: ``action`` is one of ``create``, ``start``, ``die``, ``stop``,
+    ``destroy``, ``health_status`` (others may appear and are ignored by consumers).
+
+    ``attributes`` are Docker's actor attributes (``name``, ``image``, the labels, ``exitCode`` on ``die``,
+    ``health_status`` on ``health_status``)."""
 
     action: str
     container_id: str
@@ -113,7 +117,11 @@ class Runtime(Protocol):
         """The last ``tail`` lines of stdout and stderr."""
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
-        """Lifecycle events from now on, until ``aclose()``. Consumers reconnect if the iterator ends."""
+        """Lifecycle events from the moment of this call, until ``aclose()``.
+
+        The subscription starts at the call, not at the first iteration, so a caller can take the iterator,
+        then act, then read the events its action caused. Consumers reconnect if the iterator ends.
+        """
 
     async def aclose(self) -> None:
         """Release connections and, for the process runtime, stop every child process. Idempotent."""

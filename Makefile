@@ -1,0 +1,65 @@
+# aceorch developer targets. Every target is idempotent and fast when its work is already done:
+# `make test` on a machine with the packages, the images and the venv spends seconds on setup.
+#
+#   make test    system + docker + images + venv + lint, then the whole pytest suite (CI: .ci/run)
+#   make run     the service (`aceorch serve`); builds the images only if a Docker engine already answers
+#   make lint    ruff, mypy --strict, import-linter
+#   make chaos   the chaos-marked tests only
+#   make bench   the benchmark (bench/run.sh)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.aceorch-installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv system docker images lint test run bench chaos
+
+help:
+	@echo "targets: venv system docker images lint test run bench chaos"
+
+# Create the venv if missing; reinstall only when pyproject.toml is newer than the stamp.
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(BIN)/python ]; then echo "make: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); fi
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+# Debian packages: docker.io, debootstrap, jq, chromium, lnav (apt-get only when one is missing).
+system:
+	@scripts/ensure-system.sh
+
+# A Docker engine that answers: an existing one is used as is; otherwise dockerd is started (.cache/dockerd.log).
+docker: system
+	@scripts/ensure-docker.sh
+
+# aceorch/base:bookworm (debootstrap, offline), aceorch/engine-sim and aceorch/gluetun-sim (rebuilt on sim changes).
+images: docker
+	@scripts/build-images.sh
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	@if [ -f .importlinter ]; then $(BIN)/lint-imports; fi
+
+# Playwright's Python package comes with the venv; its browser is Debian's /usr/bin/chromium
+# (never `playwright install`).
+test: system docker images venv lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Never installs or starts Docker: with no engine answering, aceorch runs (RUNTIME=auto picks the process runtime).
+run: venv
+	@if docker info >/dev/null 2>&1; then scripts/build-images.sh; \
+	else echo "make run: no Docker engine answers; not building images"; fi
+	exec $(BIN)/aceorch serve
+
+bench: venv
+	@if [ -x bench/run.sh ]; then exec bench/run.sh; else exec $(BIN)/python -m bench; fi
+
+chaos: system docker images venv
+	$(BIN)/pytest -m chaos $(PYTEST_ARGS)

@@ -1,0 +1,439 @@
+"""The Docker runtime: :class:`~aceorch.runtime.base.Runtime` over the Docker Engine API, through aiodocker.
+
+Every aiodocker/aiohttp failure is translated at this boundary by :func:`map_docker_errors` into
+:mod:`aceorch.errors` (``from`` the original)::
+
+    cannot connect, timeout, no socket   -> RuntimeUnavailable
+    404 "No such container"              -> ContainerNotFound
+    404 "No such image" / pull denied    -> ImageNotFound
+    409 "... is already in use"          -> NameConflict
+    "port is already allocated", bind    -> PortUnavailable
+    anything else                        -> RuntimeFailure
+
+The client is created lazily on first use, so a :class:`DockerRuntime` can be built while the Docker engine
+is down (``RUNTIME=docker``); its calls then raise ``RuntimeUnavailable`` until the engine answers. The API
+version is negotiated with the daemon (``auto``), which works with Docker 20.10 (API 1.41) and newer engines
+alike; ``DOCKER_API_VERSION`` pins it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiodocker
+import aiohttp
+from aiodocker.exceptions import DockerError
+
+from aceorch.errors import (
+    ContainerNotFound,
+    ImageNotFound,
+    NameConflict,
+    PortUnavailable,
+    RuntimeFailure,
+    RuntimeUnavailable,
+)
+from aceorch.runtime.base import ContainerInfo, ContainerSpec, RuntimeEvent
+
+__all__ = ["DockerRuntime", "map_docker_errors", "parse_docker_time"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+#: Event attributes that are not container labels.
+_NON_LABEL_ATTRIBUTES = frozenset({"name", "image", "exitCode", "signal", "execID", "health_status"})
+
+_PORT_ERROR = re.compile(r"port is already allocated|address already in use|bind for|cannot assign requested", re.I)
+_IMAGE_ERROR = re.compile(r"no such image|pull access denied|manifest unknown|repository does not exist", re.I)
+
+
+@contextlib.contextmanager
+def map_docker_errors(what: str, *, not_found: type[RuntimeFailure] = ContainerNotFound) -> Iterator[None]:
+    """Translate aiodocker/aiohttp errors raised inside the block into :mod:`aceorch.errors`.
+
+    ``what`` names the operation for the message (``"create engine-1"``); ``not_found`` is the error that a
+    404 naming neither a container nor an image stands for.
+    """
+    try:
+        yield
+    except RuntimeFailure:
+        raise
+    except DockerError as exc:
+        raise translate_docker_error(exc, what, not_found=not_found) from exc
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise RuntimeUnavailable(f"{what}: Docker engine unreachable: {exc!s}"[:500]) from exc
+    except ValueError as exc:  # aiodocker: no Docker host could be determined
+        raise RuntimeUnavailable(f"{what}: {exc!s}") from exc
+
+
+def translate_docker_error(
+    exc: DockerError, what: str, *, not_found: type[RuntimeFailure] = ContainerNotFound
+) -> RuntimeFailure:
+    """The :mod:`aceorch.errors` instance for one aiodocker ``DockerError``."""
+    message = str(exc.message or "").strip()
+    text = f"{what}: {message}" if message else what
+    status = exc.status
+    lowered = message.lower()
+    if status == 900:  # aiodocker's code for "cannot connect"
+        return RuntimeUnavailable(text)
+    if _PORT_ERROR.search(message):
+        return PortUnavailable(text)
+    if status == 404 or _IMAGE_ERROR.search(message):
+        if "no such container" in lowered:
+            return ContainerNotFound(text)
+        if _IMAGE_ERROR.search(message):
+            return ImageNotFound(text)
+        if "network" in lowered:  # e.g. DOCKER_NETWORK names a network that does not exist
+            return RuntimeFailure(text)
+        return not_found(text)
+    if status == 409 and "already in use" in lowered:
+        return NameConflict(text)
+    if status in (502, 503, 504):
+        return RuntimeUnavailable(text)
+    return RuntimeFailure(text)
+
+
+_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
+
+
+def parse_docker_time(value: str | None) -> datetime | None:
+    """Docker's RFC 3339 times (nanoseconds, ``Z``) as aware UTC datetimes; the zero time is ``None``."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    m = _TIME_RE.match(value.strip())
+    if not m:
+        return None
+    base, frac, zone = m.groups()
+    micro = (frac or "0")[:6].ljust(6, "0")
+    zone = "+00:00" if zone in (None, "Z") else zone
+    return datetime.fromisoformat(f"{base}.{micro}{zone}").astimezone(UTC)
+
+
+def _restart_policy(name: str) -> dict[str, Any]:
+    name = (name or "no").strip()
+    if name.startswith("on-failure:"):
+        _, _, count = name.partition(":")
+        return {"Name": "on-failure", "MaximumRetryCount": int(count)}
+    return {"Name": name}
+
+
+def container_config(spec: ContainerSpec, *, init: bool = True) -> dict[str, Any]:
+    """The Docker ``containers/create`` body for ``spec``.
+
+    Published ports bind on 0.0.0.0. ``network="container:<name>"`` joins that container's network
+    namespace; Docker refuses port publishing (and exposing) there, so published ports are an error and
+    unpublished ones are dropped.
+    """
+    joins = spec.network is not None and spec.network.startswith("container:")
+    published = {port: host for port, host in spec.ports.items() if host is not None}
+    if joins and published:
+        raise RuntimeFailure(
+            f"create {spec.name}: ports cannot be published with network {spec.network!r}; "
+            "publish them on that container instead"
+        )
+    host_config: dict[str, Any] = {"RestartPolicy": _restart_policy(spec.restart_policy), "Init": init}
+    config: dict[str, Any] = {
+        "Image": spec.image,
+        "Env": [f"{key}={value}" for key, value in spec.env.items()],
+        "Labels": dict(spec.labels),
+        "HostConfig": host_config,
+    }
+    if not joins:
+        config["ExposedPorts"] = {_port_key(port): {} for port in spec.ports}
+        host_config["PortBindings"] = {
+            _port_key(port): [{"HostIp": "0.0.0.0", "HostPort": str(host)}] for port, host in published.items()
+        }
+    if spec.network:
+        host_config["NetworkMode"] = spec.network
+    if spec.command is not None:
+        config["Cmd"] = list(spec.command)
+    return config
+
+
+def _port_key(port: str) -> str:
+    return port if "/" in port else f"{port}/tcp"
+
+
+def info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
+    """A :class:`ContainerInfo` from a ``containers/{id}/json`` answer."""
+    state: dict[str, Any] = data.get("State") or {}
+    config: dict[str, Any] = data.get("Config") or {}
+    host_config: dict[str, Any] = data.get("HostConfig") or {}
+    net: dict[str, Any] = data.get("NetworkSettings") or {}
+    status = str(state.get("Status") or "unknown")
+
+    ports: dict[str, list[dict[str, str]] | None] = {}
+    live = net.get("Ports") or {}
+    if live:
+        for key, bindings in live.items():
+            ports[key] = [dict(b) for b in bindings] if bindings else None
+    else:  # not running: Docker reports no live bindings, so show the configured ones
+        for key in config.get("ExposedPorts") or {}:
+            ports[key] = None
+        for key, bindings in (host_config.get("PortBindings") or {}).items():
+            ports[key] = [dict(b) for b in bindings] if bindings else None
+
+    ip = net.get("IPAddress") or None
+    if not ip:
+        for network in (net.get("Networks") or {}).values():
+            if network and network.get("IPAddress"):
+                ip = network["IPAddress"]
+                break
+
+    health = (state.get("Health") or {}).get("Status") or None
+    exit_code = state.get("ExitCode")
+    return ContainerInfo(
+        id=str(data["Id"]),
+        name=str(data.get("Name") or "").lstrip("/"),
+        image=str(config.get("Image") or data.get("Image") or ""),
+        created=parse_docker_time(data.get("Created")) or datetime.fromtimestamp(0, UTC),
+        status=status,
+        labels=dict(config.get("Labels") or {}),
+        ports=ports,
+        health=health,
+        ip=ip,
+        started_at=parse_docker_time(state.get("StartedAt")),
+        exit_code=int(exit_code) if exit_code is not None and status in ("exited", "dead") else None,
+    )
+
+
+def event_from_docker(data: dict[str, Any]) -> RuntimeEvent | None:
+    """A :class:`RuntimeEvent` from one Docker event object, or ``None`` for a non-container event."""
+    if (data.get("Type") or "container") != "container":
+        return None
+    actor: dict[str, Any] = data.get("Actor") or {}
+    attributes: dict[str, Any] = dict(actor.get("Attributes") or {})
+    raw_action = str(data.get("Action") or data.get("status") or "")
+    action, _, detail = raw_action.partition(":")
+    action = action.strip()
+    if action == "health_status" and detail.strip():
+        attributes["health_status"] = detail.strip()
+    container_id = str(actor.get("ID") or data.get("id") or "")
+    labels = {k: str(v) for k, v in attributes.items() if k not in _NON_LABEL_ATTRIBUTES}
+    return RuntimeEvent(
+        action=action,
+        container_id=container_id,
+        name=attributes.get("name"),
+        labels=labels,
+        attributes=attributes,
+    )
+
+
+class DockerRuntime:
+    """:class:`~aceorch.runtime.base.Runtime` over a Docker engine (``DOCKER_HOST`` or the default socket).
+
+    ``init`` runs a tiny init (``docker run --init``) as PID 1, so an engine that ignores SIGTERM as PID 1
+    still stops at once. ``pull_missing`` lets :meth:`create` try ``docker pull`` for an absent image (the
+    reference's behaviour); offline machines fail that pull and get ``ImageNotFound``.
+    """
+
+    name = "docker"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        api_version: str | None = None,
+        init: bool = True,
+        pull_missing: bool = True,
+        request_timeout: float = 120.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self._url = url
+        version = api_version or os.environ.get("DOCKER_API_VERSION") or "auto"
+        if version != "auto" and not version.startswith("v"):
+            version = "v" + version
+        self._api_version = version
+        self._init = init
+        self._pull_missing = pull_missing
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout, connect=connect_timeout)
+        self._client: aiodocker.Docker | None = None
+        self._closed = False
+        self._streams: set[aiohttp.ClientResponse] = set()
+
+    # -- client -------------------------------------------------------------------------------------------
+
+    def _docker(self, what: str) -> aiodocker.Docker:
+        if self._closed:
+            raise RuntimeUnavailable(f"{what}: the Docker runtime is closed")
+        if self._client is None:
+            with map_docker_errors(what):
+                try:
+                    self._client = aiodocker.Docker(url=self._url, api_version=self._api_version, timeout=self._timeout)
+                except ValueError:
+                    if self._url is not None:
+                        raise
+                    # No DOCKER_HOST and no socket yet: aim at the default socket, which may appear later.
+                    self._client = aiodocker.Docker(
+                        url=DEFAULT_SOCKET, api_version=self._api_version, timeout=self._timeout
+                    )
+        return self._client
+
+    @property
+    def docker_host(self) -> str | None:
+        """Where the client connects, once it exists."""
+        return self._client.docker_host if self._client is not None else self._url
+
+    # -- Runtime ------------------------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        docker = self._docker("ping")
+        with map_docker_errors("ping", not_found=RuntimeUnavailable):
+            async with docker._query("_ping", versioned_api=False) as response:
+                await response.read()
+
+    async def image_exists(self, image: str) -> bool:
+        docker = self._docker("image_exists")
+        try:
+            with map_docker_errors(f"inspect image {image}", not_found=ImageNotFound):
+                await docker.images.inspect(image)
+        except ImageNotFound:
+            return False
+        return True
+
+    async def create(self, spec: ContainerSpec) -> ContainerInfo:
+        docker = self._docker(f"create {spec.name}")
+        config = container_config(spec, init=self._init)
+        what = f"create {spec.name}"
+        try:
+            with map_docker_errors(what, not_found=ImageNotFound):
+                container = await docker.containers.create(config, name=spec.name)
+        except ImageNotFound:
+            if not self._pull_missing:
+                raise
+            await self._pull(spec.image)
+            with map_docker_errors(what, not_found=ImageNotFound):
+                container = await docker.containers.create(config, name=spec.name)
+        try:
+            with map_docker_errors(f"start {spec.name}"):
+                await container.start()
+            return await self.inspect(container.id)
+        except BaseException:
+            # Nothing is left behind: a created-but-unstarted container would hold its name and ports.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(container.delete(force=True))
+            raise
+
+    async def _pull(self, image: str) -> None:
+        docker = self._docker(f"pull {image}")
+        logger.info("image %s is not present; pulling it", image)
+        try:
+            with map_docker_errors(f"pull {image}", not_found=ImageNotFound):
+                await docker.images.pull(image)
+        except RuntimeUnavailable:
+            raise
+        except RuntimeFailure as exc:
+            raise ImageNotFound(f"image {image} is not present and cannot be pulled: {exc}") from exc
+
+    async def inspect(self, container_id: str) -> ContainerInfo:
+        docker = self._docker(f"inspect {container_id}")
+        if not container_id:
+            raise ContainerNotFound("inspect: empty container id")
+        with map_docker_errors(f"inspect {container_id}"):
+            container = await docker.containers.get(container_id)
+            return info_from_inspect(container._container)
+
+    async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
+        docker = self._docker("list")
+        filters = {"label": [f"{k}={v}" for k, v in (labels or {}).items()]}
+        with map_docker_errors("list"):
+            summaries = await docker.containers.list(all=True, filters=json.dumps(filters))
+        results = await asyncio.gather(*(self.inspect(c.id) for c in summaries), return_exceptions=True)
+        infos: list[ContainerInfo] = []
+        for result in results:
+            if isinstance(result, ContainerNotFound):  # removed between list and inspect
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            infos.append(result)
+        infos.sort(key=lambda i: (i.created, i.name))
+        return infos
+
+    async def stop(self, container_id: str, timeout: float = 10) -> None:
+        docker = self._docker(f"stop {container_id}")
+        with map_docker_errors(f"stop {container_id}"):
+            await docker.containers.container(container_id).stop(t=max(0, math.ceil(timeout)))
+
+    async def restart(self, container_id: str, timeout: float = 10) -> None:
+        docker = self._docker(f"restart {container_id}")
+        with map_docker_errors(f"restart {container_id}"):
+            await docker.containers.container(container_id).restart(t=max(0, math.ceil(timeout)))
+
+    async def remove(self, container_id: str) -> None:
+        docker = self._docker(f"remove {container_id}")
+        try:
+            with map_docker_errors(f"remove {container_id}"):
+                await docker.containers.container(container_id).delete(force=True)
+        except RuntimeFailure as exc:
+            if "already in progress" in str(exc):  # a concurrent remove will finish the job
+                return
+            raise
+
+    async def logs(self, container_id: str, tail: int = 100) -> str:
+        docker = self._docker(f"logs {container_id}")
+        with map_docker_errors(f"logs {container_id}"):
+            lines = await docker.containers.container(container_id).log(
+                stdout=True, stderr=True, tail=max(0, int(tail))
+            )
+        return "".join(lines)
+
+    def events(self) -> AsyncIterator[RuntimeEvent]:
+        """Container events from the moment of this call (Docker replays from ``since``, so none is lost
+        between the call and the first iteration), until :meth:`aclose` or the stream breaks."""
+        return self._events(since=time.time())
+
+    async def _events(self, since: float) -> AsyncIterator[RuntimeEvent]:
+        docker = self._docker("events")
+        params = {"since": f"{since:.6f}", "filters": json.dumps({"type": ["container"]})}
+        with map_docker_errors("events"):
+            response = await docker._do_query(
+                "events", "GET", params=params, timeout=aiohttp.ClientTimeout(total=None, connect=5)
+            )
+        self._streams.add(response)
+        try:
+            buffer = b""
+            while True:
+                try:
+                    chunk = await response.content.readany()
+                except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError):
+                    return
+                if not chunk:
+                    return
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    try:
+                        data = json.loads(line)
+                    except ValueError:
+                        logger.debug("ignoring an unparsable Docker event: %r", line[:200])
+                        continue
+                    event = event_from_docker(data)
+                    if event is not None:
+                        yield event
+        finally:
+            self._streams.discard(response)
+            response.close()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for response in list(self._streams):
+            response.close()
+        self._streams.clear()
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()

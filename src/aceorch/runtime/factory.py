@@ -1,0 +1,51 @@
+"""Choose and build the runtime that ``RUNTIME`` asks for (config.md).
+
+``docker`` always gives a :class:`~aceorch.runtime.docker.DockerRuntime`, even when the engine is down (its
+calls then raise ``RuntimeUnavailable`` and aceorch keeps retrying); ``process`` gives a
+:class:`~aceorch.runtime.process.ProcessRuntime` of ``ENGINE_COMMAND``; ``auto`` pings Docker (``DOCKER_HOST``
+or the default socket) for up to 2 s and falls back to ``process``. The choice is logged once at INFO.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aceorch.config import RuntimeKind, Settings
+from aceorch.errors import RuntimeFailure
+from aceorch.runtime.base import Runtime
+from aceorch.runtime.docker import DockerRuntime
+from aceorch.runtime.process import ProcessRuntime
+
+__all__ = ["make_runtime", "AUTO_PING_TIMEOUT_S"]
+
+logger = logging.getLogger(__name__)
+
+#: How long ``RUNTIME=auto`` waits for a Docker ping.
+AUTO_PING_TIMEOUT_S = 2.0
+
+
+async def make_runtime(settings: Settings, *, ping_timeout: float = AUTO_PING_TIMEOUT_S) -> Runtime:
+    """The runtime for ``settings.runtime``; the caller owns it and must ``aclose()`` it."""
+    kind = RuntimeKind(settings.runtime)
+    if kind is RuntimeKind.DOCKER:
+        logger.info("runtime: docker (RUNTIME=docker)")
+        return DockerRuntime()
+    if kind is RuntimeKind.PROCESS:
+        logger.info("runtime: process (RUNTIME=process), engines run %s", settings.engine_command)
+        return ProcessRuntime(settings.engine_command)
+
+    docker = DockerRuntime()
+    try:
+        await asyncio.wait_for(docker.ping(), timeout=ping_timeout)
+    except (RuntimeFailure, TimeoutError) as exc:
+        await docker.aclose()
+        logger.info(
+            "runtime: process (RUNTIME=auto: no Docker engine answered within %.0f s: %s), engines run %s",
+            ping_timeout,
+            str(exc) or type(exc).__name__,
+            settings.engine_command,
+        )
+        return ProcessRuntime(settings.engine_command)
+    logger.info("runtime: docker (RUNTIME=auto: the Docker engine at %s answered)", docker.docker_host)
+    return docker
