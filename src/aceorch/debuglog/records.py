@@ -1,0 +1,286 @@
+"""The debug-log record schema (debug-log.md): shared by the writer, the stress detectors, the analysis CLI.
+
+A debug session is a set of JSONL files, one per category, named ``<session_id>_<category>.jsonl``. Each
+line is one record that starts with the common fields (:class:`CommonFields`) and then carries the fields of
+its kind. This module holds only names, shapes and file-name rules (standard library only), so that
+``debuglog.analysis`` can read a folder of logs without importing the service.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal, TypedDict
+
+__all__ = [
+    "CATEGORIES",
+    "Category",
+    "SEVERITIES",
+    "Severity",
+    "SESSION_ID_RE",
+    "FILE_NAME_RE",
+    "COMMON_FIELDS",
+    "SESSION_OPERATIONS",
+    "PROVISIONING_OPERATIONS",
+    "START_FAILURE_REASONS",
+    "STOP_REASONS",
+    "STRESS_EVENT_TYPES",
+    "RESOLVED_SUFFIX",
+    "CommonFields",
+    "SessionStartRecord",
+    "SessionEndRecord",
+    "ProvisioningRecord",
+    "StressRecord",
+    "StressResolvedRecord",
+    "ErrorRecord",
+    "SessionFiles",
+    "session_file_name",
+    "parse_file_name",
+    "session_sort_key",
+    "scan_sessions",
+]
+
+Category = Literal[
+    "session",
+    "provisioning",
+    "health",
+    "vpn",
+    "circuit_breaker",
+    "autoscaler",
+    "streams",
+    "performance",
+    "stress",
+    "errors",
+]
+
+#: Every category, in file-creation order. Each session creates all of these files, empty, at its start.
+CATEGORIES: Final[tuple[Category, ...]] = (
+    "session",
+    "provisioning",
+    "health",
+    "vpn",
+    "circuit_breaker",
+    "autoscaler",
+    "streams",
+    "performance",
+    "stress",
+    "errors",
+)
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: Final[tuple[Severity, ...]] = ("info", "warning", "critical")
+
+#: ``YYYYMMDD_HHMMSS`` (UTC start second), with ``_2``, ``_3``… when two sessions would share an id.
+SESSION_ID_RE: Final = re.compile(r"^\d{8}_\d{6}(?:_\d+)?$")
+#: ``<session_id>_<category>.jsonl``; group 1 is the session id, group 2 the category.
+FILE_NAME_RE: Final = re.compile(r"^(\d{8}_\d{6}(?:_\d+)?)_(" + "|".join(CATEGORIES) + r")\.jsonl$")
+
+#: The fields every record starts with, in this order (``request_id``/``trace_id`` follow when a request
+#: caused it).
+COMMON_FIELDS: Final = ("session_id", "timestamp", "elapsed_seconds", "seq")
+
+#: ``operation`` values of the ``session`` category.
+SESSION_OPERATIONS: Final = (
+    "session_start",
+    "debug_enabled",
+    "debug_disabled",
+    "runtime_selected",
+    "session_end",
+)
+
+#: ``operation`` values of the ``provisioning`` category that the seed and the analysis rely on.
+PROVISIONING_OPERATIONS: Final = (
+    "start_acestream_begin",
+    "start_acestream_success",
+    "start_acestream_failed",
+    "start_container_begin",
+    "start_container_success",
+    "start_container_failed",
+    "stop_engine_begin",
+    "stop_engine_success",
+    "stop_engine_failed",
+)
+
+#: ``reason`` of ``start_acestream_failed`` / ``start_container_failed``.
+START_FAILURE_REASONS: Final = (
+    "vpn_disconnected",
+    "circuit_breaker",
+    "max_capacity",
+    "port_pool_exhausted",
+    "image_not_found",
+    "docker_error",
+    "startup_timeout",
+    "engine_exited",
+)
+
+#: ``reason`` of ``stop_engine_*``.
+STOP_REASONS: Final = (
+    "api_delete",
+    "auto_delete",
+    "idle",
+    "scale_down",
+    "unhealthy_replacement",
+    "vpn_reconnect",
+    "shutdown",
+)
+
+#: ``event_type`` of the stress records (debug-log.md "Stress situations"), with their severities.
+STRESS_EVENT_TYPES: Final[dict[str, Severity]] = {
+    "slow_provisioning": "warning",
+    "vpn_disconnection": "critical",
+    "vpn_recovered": "info",
+    "vpn_engines_restarted": "info",
+    "circuit_breaker_opened": "critical",
+    "circuit_breaker_reopened": "critical",
+    "high_unhealthy_engines": "warning",
+    "capacity_exhausted": "warning",
+    "provisioning_failure_rate": "warning",
+    "engine_replacement_storm": "warning",
+    "event_loop_lag": "warning",
+    "debug_log_backpressure": "warning",
+}
+
+#: A condition that clears writes ``<event_type>_resolved`` (severity ``info``) with ``duration_ms`` and
+#: ``samples``.
+RESOLVED_SUFFIX: Final = "_resolved"
+
+
+class _Common(TypedDict):
+    session_id: str | None
+    timestamp: str
+    elapsed_seconds: float
+    seq: int
+
+
+class CommonFields(_Common, total=False):
+    """The start of every record. ``timestamp`` is always ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (fixed width)."""
+
+    request_id: str
+    trace_id: str
+
+
+class SessionStartRecord(CommonFields, total=False):
+    operation: Literal["session_start"]
+    version: str
+    runtime: str
+    config: dict[str, object]
+    host: str
+    pid: int
+    log_dir: str
+    enabled_by: str
+
+
+class SessionEndRecord(CommonFields, total=False):
+    operation: Literal["session_end"]
+    #: Records written per category (this record excluded).
+    records: dict[str, int]
+    dropped: int
+    #: The session's uptime.
+    duration_ms: float
+
+
+class ProvisioningRecord(CommonFields, total=False):
+    operation: str
+    container_id: str | None
+    container_name: str | None
+    host_http_port: int | None
+    labels: dict[str, str]
+    image: str
+    custom_env: bool
+    duration_ms: float | None
+    success: bool
+    error: str | None
+    reason: str | None
+
+
+class StressRecord(CommonFields, total=False):
+    event_type: str
+    severity: Severity
+    description: str
+    # Extra fields by event type (debug-log.md table).
+    container_id: str | None
+    operation: str
+    duration_ms: float
+    threshold_ms: float
+    signal: str | None
+    outage_ms: float | None
+    engines_restarted: int | None
+    operation_type: str
+    failure_count: int
+    threshold: int
+    unhealthy_count: int
+    total: int
+    limit: int | None
+    running: int | None
+    failed: int
+    attempted: int
+    window_s: int
+    count: int
+    lag_ms: float
+    dropped: int
+
+
+class StressResolvedRecord(CommonFields, total=False):
+    event_type: str  # "<event_type>_resolved"
+    severity: Severity  # always "info"
+    description: str
+    #: How long the episode lasted, from the first record to the clearing sample.
+    duration_ms: float
+    #: How many samples (calls that saw the condition hold) were folded into the episode.
+    samples: int
+    started_at: str
+
+
+class ErrorRecord(CommonFields, total=False):
+    component: str
+    operation: str
+    error_type: str
+    error_message: str
+    traceback: str | None
+
+
+def session_file_name(session_id: str, category: str) -> str:
+    """``20251018_144430_provisioning.jsonl``."""
+    return f"{session_id}_{category}.jsonl"
+
+
+def parse_file_name(name: str) -> tuple[str, str] | None:
+    """``(session_id, category)`` of an aceorch debug file name, or None for any other file."""
+    m = FILE_NAME_RE.match(name)
+    return (m.group(1), m.group(2)) if m else None
+
+
+def session_sort_key(session_id: str) -> tuple[str, int]:
+    """Orders sessions by start time, then by collision suffix (``_2`` before ``_10``)."""
+    base, suffix = session_id[:15], session_id[16:]
+    return base, int(suffix) if suffix.isdigit() else 1
+
+
+@dataclass
+class SessionFiles:
+    """The files of one session found in a folder."""
+
+    session_id: str
+    files: dict[str, Path] = field(default_factory=dict)  # category -> path
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.files[c] for c in CATEGORIES if c in self.files]
+
+
+def scan_sessions(directory: str | Path) -> list[SessionFiles]:
+    """Every aceorch session in ``directory``, oldest first. Other files are ignored; a missing folder is
+    empty."""
+    sessions: dict[str, SessionFiles] = {}
+    try:
+        entries = list(Path(directory).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for path in entries:
+        parsed = parse_file_name(path.name)
+        if parsed is None:
+            continue
+        sid, category = parsed
+        sessions.setdefault(sid, SessionFiles(sid)).files[category] = path
+    return [sessions[k] for k in sorted(sessions, key=session_sort_key)]
