@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
+from aceorch.cli.debug import app as debug_app
 from aceorch.cli.serve import serve
 
 __all__ = ["app", "main"]
@@ -13,13 +12,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="aceorch: an orchestrator for AceStream engines.", no_args_is_help=True,
                   add_completion=False)
 app.command()(serve)
-
-try:
-    from aceorch.cli.debug import app as debug_app
-except ImportError:  # pragma: no cover - the analysis CLI is optional at import time
-    debug_app = None
-if debug_app is not None:
-    app.add_typer(debug_app, name="debug", help="Analyse debug-mode session logs.")
+app.add_typer(debug_app, name="debug", help="Analyse debug-mode session logs.")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
@@ -33,7 +26,3 @@ def sim(ctx: typer.Context) -> None:
 
 def main() -> None:
     app(prog_name="aceorch")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

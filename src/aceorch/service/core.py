@@ -117,6 +117,9 @@ class Service:
         self._last_replacement_at: datetime | None = None
         self._vpn_recovered_at: datetime | None = None
         self._vpn_down_since: datetime | None = None
+        self._max_lag_s = 0.0
+        self._adopting: set[str] = set()
+        self._adopt_tasks: set[asyncio.Task[Any]] = set()
 
     # -- records and hooks --------------------------------------------------------------------------------
     def record(self, category: str, **fields: Any) -> None:
@@ -216,7 +219,7 @@ class Service:
             await self.reconcile(initial=True)
         s = self.settings
         loops = [
-            ("runtime monitor", self._monitor_once, lambda: float(s.monitor_interval_s)),
+            ("runtime monitor", self._monitor_once, lambda: 0.0),  # waits inside, woken by events
             ("runtime events", self._follow_events, lambda: 1.0),
             ("health prober", self._health_once, lambda: float(s.health_check_interval_s)),
             ("stats collector", self._collect_once, lambda: float(s.collect_interval_s)),
@@ -254,6 +257,8 @@ class Service:
                     "the VPN did not become healthy within GLUETUN_STARTUP_WAIT_S (%ss); continuing",
                     s.gluetun_startup_wait_s,
                 )
+        if self._adopt_tasks:
+            await asyncio.wait(list(self._adopt_tasks))
         self.started = True
         self._loops.append(
             create_guarded_task(
@@ -267,7 +272,7 @@ class Service:
         for timer in self._grace_timers.values():
             timer.cancel()
         await stop_tasks(self._loops, timeout=1.5)
-        await stop_tasks(list(self._tasks), timeout=0.5)
+        await stop_tasks(list(self._tasks) + list(self._adopt_tasks), timeout=0.5)
         await self.http.aclose()
         try:
             await self.store.aclose()
@@ -356,25 +361,15 @@ class Service:
             seen.add(info.id)
             engine = self.engines.get(info.id)
             if engine is None:
-                engine = self._engine_from_info(info)
-                if engine is None:
-                    continue
-                old = stored.get(info.id)
-                if old is not None:
-                    engine.first_seen = old.first_seen
-                    engine.last_stream_usage = old.last_stream_usage
-                engine.streams = [
-                    s.id for s in self.streams.values() if s.status == "started" and s.container_id == info.id
-                ]
-                self.engines[info.id] = engine
-                self.record("provisioning", operation="adopt_engine", container_id=info.id,
-                            container_name=info.name, host_http_port=engine.host_http_port, success=True)
-                logger.info("adopted running engine %s (%s)", info.name, info.id[:12])
-                await self._save_engine(engine)
+                if info.id not in self._adopting:
+                    self._adopting.add(info.id)
+                    spawn(self._adopt_when_ready(info, stored.get(info.id)), name=f"adopt {info.name}",
+                          tasks=self._adopt_tasks)
+                continue
             engine.running = True
             engine.last_seen = utcnow()
         for cid in list(self.engines):
-            if cid not in seen and cid not in self._stopping:
+            if cid not in seen and cid not in self._stopping and cid not in self._adopting:
                 engine = self.engines.pop(cid)
                 logger.info("engine %s vanished", engine.container_name)
                 self.record("provisioning", operation="engine_vanished", container_id=cid,
@@ -395,6 +390,36 @@ class Service:
                 if cid not in self.engines:
                     await self._delete_stored(cid)
         self._update_engine_gauges()
+
+    async def _adopt_when_ready(self, info: ContainerInfo, stored: Engine | None) -> None:
+        """Adopt a running managed engine once its API answers; remove it if it never does in time."""
+        try:
+            engine = self._engine_from_info(info)
+            if engine is None:
+                await self._reap(info, "unlabelled")
+                return
+            started = info.started_at or info.created
+            deadline = started + timedelta(seconds=self.settings.startup_timeout_s)
+            while not await engine_ready(self.http, engine.host, engine.port, timeout=2.0):
+                if utcnow() >= deadline or self._stop.is_set():
+                    if not self._stop.is_set():
+                        await self._reap(info, "never became ready")
+                    return
+                await asyncio.sleep(0.2)
+            if stored is not None:
+                engine.first_seen = stored.first_seen
+                engine.last_stream_usage = stored.last_stream_usage
+            engine.streams = [
+                s.id for s in self.streams.values() if s.status == "started" and s.container_id == info.id
+            ]
+            self.engines[info.id] = engine
+            self.record("provisioning", operation="adopt_engine", container_id=info.id,
+                        container_name=info.name, host_http_port=engine.host_http_port, success=True)
+            logger.info("adopted running engine %s (%s)", info.name, info.id[:12])
+            self._update_engine_gauges()
+            await self._save_engine(engine)
+        finally:
+            self._adopting.discard(info.id)
 
     async def _reap(self, info: ContainerInfo, why: str) -> None:
         try:
@@ -465,8 +490,11 @@ class Service:
     async def _lag_once(self) -> None:
         begin = time.perf_counter()
         await asyncio.sleep(0.25)
-        lag_ms = (time.perf_counter() - begin - 0.25) * 1000
-        self.stress.loop_lag(max(0.0, lag_ms))
+        lag_ms = max(0.0, (time.perf_counter() - begin - 0.25) * 1000)
+        if lag_ms / 1000 > self._max_lag_s:
+            self._max_lag_s = lag_ms / 1000
+            self.metrics.loop_lag_max.set(self._max_lag_s)
+        self.stress.loop_lag(lag_ms)
 
     # -- provisioning ------------------------------------------------------------------------------------
     async def provision(self, req: ProvisionRequest) -> tuple[Engine, float]:

@@ -39,6 +39,9 @@ class Metrics:
         )
         self.debug_written = Gauge("orch_debug_entries_written_total", "debug records written", registry=r)
         self.debug_dropped = Gauge("orch_debug_entries_dropped_total", "debug records dropped", registry=r)
+        self.loop_lag_max = Gauge(
+            "orch_event_loop_lag_max_seconds", "the largest event-loop lag seen since start", registry=r
+        )
         for health in ("healthy", "unhealthy", "unknown"):
             self.engines.labels(health=health).set(0)
         for name in ("general", "replacement"):
