@@ -55,7 +55,7 @@ def setup_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level.value)
     # The "Debug mode enabled" line is logged even when LOG_LEVEL is above INFO.
     logging.getLogger("aceorch.debuglog").setLevel(logging.INFO)
-    for noisy in ("uvicorn.access",):
+    for noisy in ("uvicorn.access", "httpx", "httpcore", "aiodocker"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
