@@ -1,0 +1,249 @@
+"""``aceorch debug correlate``: join the proxy's provisioning requests with the orchestrator's starts.
+
+The seed's script pairs every proxy ``provision_request`` with every orchestrator ``start_acestream_begin``
+that follows it within one second. aceorch records carry the caller's ``X-Request-ID`` as ``request_id``, so
+when both sides have it the join is exact; only requests without a usable id fall back to the seed's rule
+(and then one-to-one: each orchestrator start is claimed by the earliest proxy request that fits).
+
+Each joined request gets three latencies: proxy request → orchestrator begin, begin → engine ready (the
+``duration_ms`` of ``start_acestream_success``, which runs from begin until the engine API answers), and
+proxy request → ready.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aceorch.debuglog.analysis import Reader, Session, percentile, ts_seconds
+
+__all__ = ["correlate", "WINDOW_S"]
+
+#: The seed's rule: the orchestrator start must follow the proxy request within this many seconds.
+WINDOW_S = 1.0
+
+_BEGINS = ("start_acestream_begin", "start_container_begin")
+_OUTCOMES = {
+    "start_acestream_success": ("start_acestream_begin", True),
+    "start_acestream_failed": ("start_acestream_begin", False),
+    "start_container_success": ("start_container_begin", True),
+    "start_container_failed": ("start_container_begin", False),
+}
+
+
+@dataclass
+class _Begin:
+    t: float
+    timestamp: str
+    operation: str
+    request_id: str | None
+    container: str | None
+    outcome: _Outcome | None = None
+    claimed: bool = False
+
+
+@dataclass
+class _Outcome:
+    t: float
+    timestamp: str
+    success: bool
+    duration_ms: float | None
+    container_name: str | None
+    container_id: str | None
+    reason: str | None
+    error: str | None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _load_orchestrator(reader: Reader, sessions: Sequence[Session]) -> list[_Begin]:
+    begins: list[_Begin] = []
+    by_rid: dict[str, list[_Begin]] = {}
+    by_container: dict[str, list[_Begin]] = {}
+    outcomes: list[tuple[str, _Outcome, str | None]] = []
+    for session in sessions:
+        path = session.path("provisioning")
+        if path is None:
+            continue
+        for record in reader.records(path, needle=b"start_"):
+            op = record.get("operation")
+            t = ts_seconds(record.get("timestamp"))
+            if t is None or not isinstance(op, str):
+                continue
+            if op in _BEGINS:
+                begin = _Begin(
+                    t=t,
+                    timestamp=str(record["timestamp"]),
+                    operation=op,
+                    request_id=_str(record.get("request_id")),
+                    container=_str(record.get("container_name")),
+                )
+                begins.append(begin)
+                if begin.request_id:
+                    by_rid.setdefault(begin.request_id, []).append(begin)
+                if begin.container:
+                    by_container.setdefault(begin.container, []).append(begin)
+            elif op in _OUTCOMES:
+                outcome = _Outcome(
+                    t=t,
+                    timestamp=str(record["timestamp"]),
+                    success=_OUTCOMES[op][1],
+                    duration_ms=_num(record.get("duration_ms")),
+                    container_name=_str(record.get("container_name")),
+                    container_id=_str(record.get("container_id")),
+                    reason=_str(record.get("reason")),
+                    error=_str(record.get("error")),
+                )
+                outcomes.append((_OUTCOMES[op][0], outcome, _str(record.get("request_id"))))
+    begins.sort(key=lambda b: b.t)
+    times = [b.t for b in begins]
+    for begin_op, outcome, rid in outcomes:
+        target: _Begin | None = None
+        if rid is not None:
+            target = next((b for b in by_rid.get(rid, ()) if b.outcome is None), None)
+        if target is None and outcome.container_name:
+            same = by_container.get(outcome.container_name, ())
+            target = next((b for b in same if b.outcome is None), None)
+        if target is None:
+            # begin time = end time - duration (the duration runs from begin); take the closest open begin.
+            estimate = outcome.t - (outcome.duration_ms or 0.0) / 1000.0
+            lo = bisect.bisect_left(times, estimate - WINDOW_S)
+            hi = bisect.bisect_right(times, outcome.t)
+            candidates = [
+                b
+                for b in begins[lo:hi]
+                if b.outcome is None and b.operation == begin_op and b.request_id == rid
+            ]
+            if candidates:
+                target = min(candidates, key=lambda b: abs(b.t - estimate))
+        if target is not None:
+            target.outcome = outcome
+    return begins
+
+
+def _load_proxy(reader: Reader, proxy_dir: Path) -> list[dict[str, Any]]:
+    requests: list[dict[str, Any]] = []
+    for path in sorted(proxy_dir.glob("*_provisioning.jsonl")):
+        for record in reader.records(path, needle=b"provision_request"):
+            if record.get("operation") != "provision_request":
+                continue
+            t = ts_seconds(record.get("timestamp"))
+            if t is not None:
+                requests.append({"t": t, "record": record})
+    requests.sort(key=lambda r: r["t"])
+    return requests
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    ordered = sorted(values)
+    return {
+        "count": float(len(ordered)),
+        "avg_ms": sum(ordered) / len(ordered) if ordered else None,
+        "p50_ms": percentile(ordered, 50),
+        "p95_ms": percentile(ordered, 95),
+        "max_ms": ordered[-1] if ordered else None,
+    }
+
+
+def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> dict[str, Any]:
+    """Per proxy request: the matching orchestrator start, how it was matched, and its latencies."""
+    begins = _load_orchestrator(reader, sessions)
+    proxy = _load_proxy(reader, proxy_dir)
+    by_rid: dict[str, list[_Begin]] = {}
+    for begin in begins:
+        if begin.request_id:
+            by_rid.setdefault(begin.request_id, []).append(begin)
+    proxy_rids = {
+        rid for item in proxy if (rid := _str(item["record"].get("request_id"))) is not None and rid in by_rid
+    }
+    times = [b.t for b in begins]
+    span = (begins[0].t - 60.0, begins[-1].t + 60.0) if begins else None
+    rows: list[dict[str, Any]] = []
+    outside = 0
+    for item in proxy:
+        record = item["record"]
+        t = item["t"]
+        rid = _str(record.get("request_id"))
+        match: _Begin | None = None
+        method = "unmatched"
+        if rid is not None and rid in by_rid:
+            match = next((b for b in by_rid[rid] if not b.claimed), None)
+            method = "request_id" if match else "unmatched"
+        else:
+            lo = bisect.bisect_left(times, t)
+            hi = bisect.bisect_right(times, t + WINDOW_S)
+            for begin in begins[lo:hi]:
+                # A begin that carries a request id the proxy also logged belongs to that request.
+                if not begin.claimed and (begin.request_id is None or begin.request_id not in proxy_rids):
+                    match = begin
+                    method = "time_window"
+                    break
+        if match is None and span is not None and not span[0] <= t <= span[1]:
+            outside += 1
+            continue
+        row: dict[str, Any] = {
+            "proxy_time": record.get("timestamp"),
+            "request_id": rid,
+            "method": method,
+            "orchestrator_begin": None,
+            "proxy_to_orchestrator_ms": None,
+            "ready_time": None,
+            "begin_to_ready_ms": None,
+            "proxy_to_ready_ms": None,
+            "outcome": None,
+            "container_name": None,
+            "reason": None,
+        }
+        if match is not None:
+            match.claimed = True
+            row["orchestrator_begin"] = match.timestamp
+            row["proxy_to_orchestrator_ms"] = round((match.t - t) * 1000.0, 3)
+            outcome = match.outcome
+            if outcome is None:
+                row["outcome"] = "pending"
+            else:
+                row["outcome"] = "ready" if outcome.success else "failed"
+                row["container_name"] = outcome.container_name or outcome.container_id
+                row["reason"] = outcome.reason
+                if outcome.success:
+                    row["ready_time"] = outcome.timestamp
+                    begin_to_ready = (
+                        outcome.duration_ms
+                        if outcome.duration_ms is not None
+                        else round((outcome.t - match.t) * 1000.0, 3)
+                    )
+                    row["begin_to_ready_ms"] = begin_to_ready
+                    row["proxy_to_ready_ms"] = round(row["proxy_to_orchestrator_ms"] + begin_to_ready, 3)
+        rows.append(row)
+    def column(name: str) -> list[float]:
+        return [r[name] for r in rows if r[name] is not None]
+
+    methods: dict[str, int] = {"request_id": 0, "time_window": 0, "unmatched": 0}
+    for row in rows:
+        methods[row["method"]] += 1
+    return {
+        "sessions": [s.session_id for s in sessions],
+        "proxy_dir": str(proxy_dir),
+        "proxy_requests": len(rows),
+        "proxy_requests_outside_sessions": outside,
+        "orchestrator_starts": len(begins),
+        "orchestrator_starts_without_proxy_request": sum(1 for b in begins if not b.claimed),
+        "matched": methods,
+        "latency": {
+            "proxy_to_orchestrator": _stats(column("proxy_to_orchestrator_ms")),
+            "begin_to_ready": _stats(column("begin_to_ready_ms")),
+            "proxy_to_ready": _stats(column("proxy_to_ready_ms")),
+        },
+        "requests": rows,
+    }
