@@ -1,10 +1,10 @@
-"""The dashboard at ``/panel/``: static pages that read the API only."""
+"""The dashboard at ``/panel/``: static pages (HTML, CSS, plain JS; no build step, no CDN) that read the API only."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -15,7 +15,9 @@ __all__ = ["mount_dashboard"]
 
 def mount_dashboard(app: FastAPI) -> None:
     @app.get("/panel", include_in_schema=False)
-    async def panel_redirect() -> RedirectResponse:
-        return RedirectResponse("/panel/", status_code=308)
+    async def panel_redirect(request: Request) -> RedirectResponse:
+        # Keep the query: ``/panel?key=…`` must reach the page, which moves the key to localStorage.
+        query = request.url.query
+        return RedirectResponse("/panel/" + (f"?{query}" if query else ""), status_code=308)
 
     app.mount("/panel", StaticFiles(directory=STATIC, html=True), name="panel")

@@ -58,7 +58,10 @@ async def debug_bundle(
         path = await asyncio.to_thread(service.debuglog.bundle, session)
     except LookupError as exc:
         raise HTTPException(404, str(exc.args[0]) if exc.args else "no debug session") from None
-    name = re.sub(r"^aceorch-debug-|\.tar\.gz$", "", path.name)
+    # Fix (dashboard helper): the temp file is "aceorch-debug-<session>-<random>.tar.gz" (mkstemp); the
+    # attachment name must be "aceorch-debug-<session>.tar.gz" (api.md §8), so take the session id only.
+    found = re.match(r"aceorch-debug-(\d{8}_\d{6}(?:_\d+)?)", path.name)
+    name = found.group(1) if found else re.sub(r"^aceorch-debug-|\.tar\.gz$", "", path.name)
     return FileResponse(
         path, media_type="application/gzip", filename=f"aceorch-debug-{name}.tar.gz",
         background=BackgroundTask(os.unlink, path),
