@@ -3,7 +3,7 @@
 # Fast path: one dpkg-query call, no network.
 set -euo pipefail
 
-packages=(docker.io debootstrap jq chromium lnav)
+packages=(docker.io debootstrap jq chromium lnav faketime)
 
 missing=()
 for pkg in "${packages[@]}"; do

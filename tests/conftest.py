@@ -11,6 +11,9 @@ import pytest
 
 from aceorch.config import Settings
 
+#: Fixtures for tests against the real Docker engine (docker_engine, docker_runtime, ...), for every folder.
+pytest_plugins = ["docker_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _clean_settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

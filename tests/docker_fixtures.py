@@ -26,7 +26,7 @@ import pytest
 
 from aceorch.runtime.docker import DockerRuntime
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 #: The label on every container the tests create.
 TEST_LABEL_KEY = "aceorch.test"

@@ -133,3 +133,13 @@ def test_service_endpoints(app_client: Any) -> None:
         "0af7651916cd43dd8448eb211c80319c"
     )
     assert client.get("/vpn/status").json()["status"] == "disabled"
+
+
+def test_a_foreign_container_holding_the_next_name_is_skipped(app_client: Any, fake_runtime: InMemoryRuntime) -> None:
+    from aceorch.runtime.base import ContainerSpec
+
+    client = app_client()
+    fake_runtime.add_container(ContainerSpec(name="acestream-1", image="someone-else"))
+    r = client.post("/provision/acestream", json={}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["container_name"] == "acestream-2"

@@ -136,8 +136,10 @@ class Orchestrator:
         self.proc.wait()
         self.proc = None
 
-    def provision(self, body: dict[str, Any] | None = None, **kw: Any) -> httpx.Response:
-        return self.client.post("/provision/acestream", json=body if body is not None else {}, headers=self.auth, **kw)
+    def provision(self, body: dict[str, Any] | None = None, *, headers: dict[str, str] | None = None,
+                  **kw: Any) -> httpx.Response:
+        return self.client.post("/provision/acestream", json=body if body is not None else {},
+                                headers={**self.auth, **(headers or {})}, **kw)
 
     def engines(self) -> list[dict[str, Any]]:
         r = self.client.get("/engines")

@@ -194,7 +194,8 @@ def test_vpn_engines_share_the_namespace_and_a_flap_blocks_then_restarts(vpn_set
     wait_until(lambda: all(started_at(c) != t for c, t in before.items()), timeout=30,
                what="engines restarted after the stabilisation window")
     for reply in replies:
-        wait_until(lambda: answers(reply["host_http_port"]), timeout=20, what="engine answers again")
+        port = reply["host_http_port"]
+        wait_until(lambda port=port: answers(port), timeout=20, what="engine answers again")
     stress = records(tmp_path, "stress")
     assert [s["event_type"] for s in stress if s["event_type"] == "vpn_disconnection"] == ["vpn_disconnection"]
     assert any(s["event_type"] == "vpn_recovered" for s in stress)

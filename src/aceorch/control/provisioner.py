@@ -247,6 +247,7 @@ class Provisioner:
         self._interval_lock = asyncio.Lock()
         self._last_start = 0.0
         self._reserved_names: set[str] = set()
+        self._foreign_names: set[str] = set()
 
     # -- admission ----------------------------------------------------------------------------------------
     def gate_state(self, source: str = "api", runtime_ok: bool = True) -> GateState:
@@ -391,7 +392,7 @@ class Provisioner:
         }
 
     def _next_name(self) -> str:
-        used = self.fleet.engine_names() | self._reserved_names
+        used = self.fleet.engine_names() | self._reserved_names | self._foreign_names
         highest = 0
         for name in used:
             m = ENGINE_NAME.match(name)
@@ -487,6 +488,8 @@ class Provisioner:
                     except NameConflict:
                         self._reserved_names.discard(name)
                         logger.warning("container name %s is taken; trying the next one", name)
+                        # Names are global to the runtime: learn every name in use, ours or not.
+                        self._foreign_names = {c.name for c in await self.runtime.list()} | {name}
                         continue
                 if info is None:
                     raise failed("no free container name after 5 tries", "docker_error")

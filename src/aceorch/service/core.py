@@ -187,8 +187,7 @@ class Service:
         return None
 
     async def register(self, engine: Engine, info: ContainerInfo) -> None:
-        engine.first_seen = engine.last_seen = utcnow()
-        engine.created_at = info.started_at or info.created
+        engine.first_seen = engine.last_seen = engine.created_at = utcnow()
         self.engines[engine.container_id] = engine
         self._update_engine_gauges()
         await self._save_engine(engine)
@@ -398,14 +397,15 @@ class Service:
             if engine is None:
                 await self._reap(info, "unlabelled")
                 return
-            started = info.started_at or info.created
-            deadline = started + timedelta(seconds=self.settings.startup_timeout_s)
+            # Our own clock only: the runtime's clock may differ from ours.
+            deadline = time.monotonic() + self.settings.startup_timeout_s
             while not await engine_ready(self.http, engine.host, engine.port, timeout=2.0):
-                if utcnow() >= deadline or self._stop.is_set():
+                if time.monotonic() >= deadline or self._stop.is_set():
                     if not self._stop.is_set():
                         await self._reap(info, "never became ready")
                     return
                 await asyncio.sleep(0.2)
+            engine.created_at = utcnow()
             if stored is not None:
                 engine.first_seen = stored.first_seen
                 engine.last_stream_usage = stored.last_stream_usage
