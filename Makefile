@@ -33,14 +33,16 @@ $(STAMP): pyproject.toml
 # Debian packages: docker.io, debootstrap, jq, chromium, lnav (apt-get only when one is missing).
 system:
 	@scripts/ensure-system.sh
+	@scripts/ensure-compose.sh >/dev/null
 
 # A Docker engine that answers: an existing one is used as is; otherwise dockerd is started (.cache/dockerd.log).
 docker: system
 	@scripts/ensure-docker.sh
 
 # aceorch/base:bookworm (debootstrap, offline), aceorch/engine-sim and aceorch/gluetun-sim (rebuilt on sim changes).
-images: docker
+images: docker venv
 	@scripts/build-images.sh
+	@scripts/build-orchestrator-image.sh
 
 lint: venv
 	$(BIN)/ruff check src tests bench
@@ -53,9 +55,12 @@ test: system docker images venv lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Never installs or starts Docker: with no engine answering, aceorch runs (RUNTIME=auto picks the process runtime).
+# With no TARGET_IMAGE in the environment or .env, `make run` is a demo on the bundled engine simulator.
 run: venv
 	@if docker info >/dev/null 2>&1; then scripts/build-images.sh; \
 	else echo "make run: no Docker engine answers; not building images"; fi
+	@if [ -z "$${TARGET_IMAGE:-}" ] && ! grep -Eqs '^[[:space:]]*(export[[:space:]]+)?TARGET_IMAGE=[^[:space:]#]' .env; then \
+		export TARGET_IMAGE=aceorch/engine-sim:latest ACEORCH_DEMO=1; fi; \
 	exec $(BIN)/aceorch serve
 
 bench: venv

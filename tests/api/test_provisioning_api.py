@@ -143,3 +143,11 @@ def test_a_foreign_container_holding_the_next_name_is_skipped(app_client: Any, f
     r = client.post("/provision/acestream", json={}, headers=AUTH)
     assert r.status_code == 200, r.text
     assert r.json()["container_name"] == "acestream-2"
+
+
+def test_a_provision_without_a_body_is_like_an_empty_object(app_client: Any) -> None:
+    client = app_client()
+    r = client.post("/provision/acestream", headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert client.post("/provision/acestream", content=b"[1]", headers={**AUTH, "Content-Type": "application/json"}
+                       ).status_code == 422

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -68,6 +69,11 @@ def serve(env_file: str = typer.Option(".env", help="the .env file to read, if p
             typer.echo(line, err=True)
         raise typer.Exit(2) from None
     setup_logging(settings)
+    if os.environ.get("ACEORCH_DEMO") == "1":
+        logging.getLogger("aceorch").info(
+            "demo: TARGET_IMAGE is not set, so engines are the bundled simulator "
+            "(aceorch/engine-sim:latest under Docker, ENGINE_COMMAND under the process runtime)"
+        )
     import uvicorn
 
     from aceorch.api import create_app

@@ -24,8 +24,9 @@ PROVISION_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/provision/acestream", responses=PROVISION_ERRORS)
-async def provision_acestream(body: ProvisionAceBody, service: ServiceDep) -> dict[str, Any]:
-    """Start one AceStream engine and answer once it is ready."""
+async def provision_acestream(service: ServiceDep, body: ProvisionAceBody | None = None) -> dict[str, Any]:
+    """Start one AceStream engine and answer once it is ready. No body means ``{}``."""
+    body = body or ProvisionAceBody()
     engine, _ = await service.provision(
         ProvisionRequest(
             image=body.image, labels=body.labels, env=body.env, host_port=body.host_port, source="api",
@@ -43,8 +44,9 @@ async def provision_acestream(body: ProvisionAceBody, service: ServiceDep) -> di
 
 
 @router.post("/provision", responses=PROVISION_ERRORS)
-async def provision_container(body: ProvisionGenericBody, service: ServiceDep) -> dict[str, str]:
-    """Start a generic (non-engine) managed container."""
+async def provision_container(service: ServiceDep, body: ProvisionGenericBody | None = None) -> dict[str, str]:
+    """Start a generic (non-engine) managed container. No body means ``{}``."""
+    body = body or ProvisionGenericBody()
     return await service.provision_generic(
         image=body.image, env=body.env, labels=body.labels, ports=body.ports, name_prefix=body.name_prefix,
         request_id=request_id_var.get(),
