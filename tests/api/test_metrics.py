@@ -150,7 +150,8 @@ def test_provision_blocked_failure_and_breaker_metrics(app_client: Any, fake_run
     assert blocked_codes == {"max_capacity": 2, "circuit_breaker": 1, "runtime_unavailable": 1}
     again = client.post("/provision/acestream", json={}, headers=AUTH)
     assert again.status_code == 200
-    assert value(client, "orch_provision_total", kind="acestream") == 2
+    # admitted starts (api.md §4.1): two that succeeded and one that failed; blocked requests are not counted
+    assert value(client, "orch_provision_total", kind="acestream") == 3
     assert value(client, "orch_provision_duration_seconds_count", kind="acestream") == 2
 
 

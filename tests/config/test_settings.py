@@ -65,3 +65,13 @@ def test_serve_exits_2_with_one_line_and_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["config error: MAX_REPLICAS='abc': must be an integer from 1 to 1000"]
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_serve_refuses_a_missing_engine_command_under_the_process_runtime(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "aceorch", "serve"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "RUNTIME": "process", "ENGINE_COMMAND": "/nonexistent/engine --x"},
+    )
+    assert proc.returncode == 2
+    assert "config error: ENGINE_COMMAND='/nonexistent/engine --x': its first word must be an executable" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout

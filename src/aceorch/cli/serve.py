@@ -60,6 +60,37 @@ def setup_logging(settings: Settings) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
+def preflight(settings: Settings) -> list[str]:
+    """Start-time checks that need the runtime choice: VPN mode needs Docker; ENGINE_COMMAND must exist."""
+    import asyncio
+    import shlex
+    import shutil
+
+    from aceorch.runtime.factory import make_runtime
+
+    async def resolve() -> str:
+        runtime = await make_runtime(settings)
+        try:
+            return runtime.name
+        finally:
+            await runtime.aclose()
+
+    kind = asyncio.run(resolve())
+    problems: list[str] = []
+    if settings.vpn_enabled and kind == "process":
+        problems.append(
+            f"config error: GLUETUN_CONTAINER_NAME={settings.gluetun_container_name!r} needs the Docker runtime, but "
+            f"RUNTIME={settings.runtime.value} resolved to the process runtime (no Docker engine answers)"
+        )
+    if kind == "process":
+        words = shlex.split(settings.engine_command)
+        if not words or shutil.which(words[0]) is None:
+            problems.append(
+                f"config error: ENGINE_COMMAND={settings.engine_command!r}: its first word must be an executable"
+            )
+    return problems
+
+
 def serve(env_file: str = typer.Option(".env", help="the .env file to read, if present")) -> None:
     """Run the orchestrator in the foreground (APP_HOST:APP_PORT)."""
     try:
@@ -69,6 +100,11 @@ def serve(env_file: str = typer.Option(".env", help="the .env file to read, if p
             typer.echo(line, err=True)
         raise typer.Exit(2) from None
     setup_logging(settings)
+    problems = preflight(settings)
+    if problems:
+        for line in problems:
+            typer.echo(line, err=True)
+        raise typer.Exit(2)
     if os.environ.get("ACEORCH_DEMO") == "1":
         logging.getLogger("aceorch").info(
             "demo: TARGET_IMAGE is not set, so engines are the bundled simulator "

@@ -500,7 +500,12 @@ class Service:
     async def provision(self, req: ProvisionRequest) -> tuple[Engine, float]:
         """Provision one engine. The start runs in its own task: a client that leaves does not cancel it."""
         task = spawn(self.provisioner.provision(req), name="provision", tasks=self._tasks)
-        result: tuple[Engine, float] = await asyncio.shield(task)
+        try:
+            result: tuple[Engine, float] = await asyncio.shield(task)
+        except ProvisioningError as exc:
+            if exc.error == "provisioning_failed":  # admitted, then failed: still an admitted start
+                self.metrics.provision_total.labels(kind="acestream").inc()
+            raise
         self.metrics.provision_total.labels(kind="acestream").inc()
         return result
 
