@@ -151,3 +151,24 @@ def test_a_provision_without_a_body_is_like_an_empty_object(app_client: Any) -> 
     assert r.status_code == 200, r.text
     assert client.post("/provision/acestream", content=b"[1]", headers={**AUTH, "Content-Type": "application/json"}
                        ).status_code == 422
+
+
+def test_streams_and_their_stats_survive_a_restart(app_client: Any) -> None:
+    from aceorch.models import StatSnapshot, utcnow
+
+    client = app_client()
+    eng = client.post("/provision/acestream", json={}, headers=AUTH).json()
+    event = {"engine": {"host": "127.0.0.1", "port": eng["host_http_port"]},
+             "stream": {"key_type": "infohash", "key": "ih1"},
+             "session": {"playback_session_id": "pb9", "stat_url": "http://127.0.0.1:1/ace/stat/ih1/pb9",
+                         "command_url": "", "is_live": True}}
+    sid = client.post("/events/stream_started", json=event, headers=AUTH).json()["id"]
+    service = client.app.state.service
+    snap = StatSnapshot(ts=utcnow(), peers=4, speed_down=257, speed_up=29, downloaded=1, uploaded=2, status="dl")
+    client.portal.call(lambda: service.store.add_stat(sid, snap, keep=10))
+    client.__exit__(None, None, None)
+
+    again = app_client()
+    assert [s["id"] for s in again.get("/streams").json()] == [sid]
+    stats = again.get(f"/streams/{sid.replace('|', '%7C')}/stats").json()
+    assert [(s["peers"], s["speed_down"], s["status"]) for s in stats] == [(4, 257, "dl")]

@@ -196,7 +196,7 @@ class Service:
     async def start(self) -> None:
         """Start order: store, debug session, adoption, VPN wait, minimum pool, then the loops."""
         self.debuglog.set_runtime_name(self.runtime.name)
-        self.debuglog.start_from_env()
+        await asyncio.to_thread(self.debuglog.start_from_env)  # creates the folder and files: off the loop
         if not self.settings.api_key_value():
             logger.warning(
                 "API_KEY is not set: every endpoint, including provisioning and container deletion, "
@@ -1070,6 +1070,9 @@ class Service:
                             v = r.get(key)
                             return int(v) if isinstance(v, (int, float)) else None
 
+                        cache = r.get("disk_cache_stats")
+                        if isinstance(cache, dict) and isinstance(cache.get("active_inuse"), int):
+                            engine.cache_size_bytes = cache["active_inuse"]
                         snap = StatSnapshot(ts=utcnow(), peers=num("peers"), speed_down=num("speed_down"),
                                             speed_up=num("speed_up"), downloaded=num("downloaded"),
                                             uploaded=num("uploaded"),
@@ -1178,6 +1181,17 @@ class Service:
             "database": "ok" if self.database_ok else "unreachable",
             "runtime": "ok" if self.runtime_fresh() else "unreachable",
         }
+
+    async def stream_stats(self, stream_id: str, since: datetime | None) -> list[StatSnapshot]:
+        """Snapshots from memory; after a restart, from the store."""
+        snaps = self.stats.get(stream_id)
+        if not snaps and stream_id in self.streams:
+            try:
+                return await self.store.load_stats(stream_id, since=since)
+            except Exception:  # noqa: BLE001
+                logger.warning("could not load stats of %s", stream_id, exc_info=True)
+                return []
+        return [s for s in snaps or () if since is None or s.ts >= since]
 
     def engines_sorted(self) -> list[Engine]:
         return sorted(self.engines.values(), key=lambda e: e.first_seen)

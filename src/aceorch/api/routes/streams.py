@@ -59,11 +59,7 @@ async def read_stream_stats(
     stream_id: str, service: ServiceDep, since: Annotated[str | None, Query()] = None
 ) -> list[dict[str, Any]]:
     """Stat snapshots of one stream, oldest first."""
-    when = _since(since)
-    snaps = service.stats.get(stream_id)
-    if snaps is None:
-        return []
-    return [s.public() for s in snaps if when is None or s.ts >= when]
+    return [s.public() for s in await service.stream_stats(stream_id, _since(since))]
 
 
 @router.delete("/streams/{stream_id}", dependencies=[Depends(require_key)],
