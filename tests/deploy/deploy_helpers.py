@@ -159,6 +159,18 @@ class ComposeProject:
             raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
 
+    def shell(self, code: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        """Run a command line verbatim (e.g. the seed's ``docker-compose restart orchestrator``) in the project
+        directory; the project name and files come from COMPOSE_PROJECT_NAME and COMPOSE_FILE."""
+        env = self.env()
+        env["COMPOSE_PROJECT_NAME"] = self.name
+        env["COMPOSE_FILE"] = os.pathsep.join(str(p) for p in self.files)
+        result = subprocess.run(["bash", "-o", "pipefail", "-c", code], cwd=self.directory, env=env,
+                                capture_output=True, text=True, timeout=timeout, check=False)
+        if result.returncode != 0:
+            raise AssertionError(f"{code} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
     def logs(self) -> str:
         result = self.compose("logs", "--no-color", "orchestrator", check=False)
         return result.stdout + result.stderr

@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "seed"))
 from deploy_helpers import ComposeProject, docker, http, http_ok, inspect, wait_for
+from seedblocks import find  # noqa: E402
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
 
@@ -118,7 +122,9 @@ def test_compose_up_provision_restart_with_debug_mode_and_down(
     # Seed Steps 1-2: DEBUG_MODE=true into .env, then `docker-compose restart orchestrator`.
     project.set_env(DEBUG_MODE="true")
     orch_id = orch["Id"]
-    project.compose("restart", "orchestrator")
+    seed_restart = find("bash", "docker-compose restart orchestrator").code.splitlines()[0]
+    assert seed_restart == "docker-compose restart orchestrator"
+    project.shell(seed_restart)  # verbatim, as the user types it
     assert inspect(project.orchestrator)["Id"] == orch_id  # restarted, not recreated: the .env mount did it
     wait_for("the debug-mode line in the logs", lambda: DEBUG_LINE in project.logs(), timeout=45)
     wait_for("the orchestrator's /healthz after restart", lambda: http_ok(f"{project.base_url}/healthz"), timeout=45)
