@@ -172,3 +172,48 @@ def test_streams_and_their_stats_survive_a_restart(app_client: Any) -> None:
     assert [s["id"] for s in again.get("/streams").json()] == [sid]
     stats = again.get(f"/streams/{sid.replace('|', '%7C')}/stats").json()
     assert [(s["peers"], s["speed_down"], s["status"]) for s in stats] == [(4, 257, "dl")]
+
+
+def test_scale_up_and_down_reports_what_it_did(app_client: Any) -> None:
+    client = app_client(max_replicas=5)
+    up = client.post("/scale/3", headers=AUTH).json()
+    assert up["scaled_to"] == 3 and up["requested"] == 3 and len(up["started"]) == 3 and up["failed"] == 0
+    over = client.post("/scale/50", headers=AUTH).json()
+    assert over["scaled_to"] == 5 and len(over["started"]) == 2
+    busy = client.get("/engines").json()[0]
+    event = {"engine": {"host": "127.0.0.1", "port": busy["port"]}, "stream": {"key_type": "content_id", "key": "a"},
+             "session": {"playback_session_id": "p", "stat_url": "", "command_url": ""}}
+    client.post("/events/stream_started", json=event, headers=AUTH)
+    down = client.post("/scale/0", headers=AUTH).json()
+    assert down["scaled_to"] == 0 and len(down["stopped"]) == 4 and down["deferred"] == 1
+    assert [e["container_id"] for e in client.get("/engines").json()] == [busy["container_id"]]
+    assert client.post("/scale/10001", headers=AUTH).status_code == 422
+
+
+def test_gc_stops_idle_engines_above_the_floors(app_client: Any) -> None:
+    client = app_client(idle_ttl_s=1, min_replicas=1, min_free_replicas=0, autoscale_interval_s=3600)
+    client.post("/scale/3", headers=AUTH)
+    service = client.app.state.service
+    from datetime import timedelta
+
+    for engine in service.engines.values():
+        engine.first_seen -= timedelta(seconds=5)
+    gc = client.post("/gc", headers=AUTH).json()
+    assert gc["status"] == "ok" and len(gc["stopped"]) == 2 and gc["pruned_streams"] == 0
+    assert len(client.get("/engines").json()) == 1
+
+
+def test_generic_containers_are_not_engines(app_client: Any, fake_runtime: InMemoryRuntime) -> None:
+    client = app_client()
+    r = client.post("/provision", json={"image": "busybox:latest", "ports": {"8080/tcp": 18080},
+                                        "labels": {"role": "x"}, "name_prefix": "svc"}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["container_name"] == "svc-1"
+    assert client.get("/engines").json() == []
+    listed = client.get("/by-label?key=role&value=x", headers=AUTH).json()
+    assert [c["name"] for c in listed] == ["svc-1"] and listed[0]["labels"]["aceorch.kind"] == "generic"
+    assert client.get("/by-label?key=role", headers=AUTH).status_code == 422
+    clash = client.post("/provision", json={"ports": {"80/tcp": 18080}}, headers=AUTH)
+    assert clash.status_code == 409 and clash.json()["detail"]["code"] == "port_conflict"
+    assert client.delete(f"/containers/{r.json()['container_id']}", headers=AUTH).status_code == 200
+    assert client.post("/provision", json={"ports": {"80/tcp": 18080}}, headers=AUTH).status_code == 200

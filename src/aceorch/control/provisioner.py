@@ -314,11 +314,20 @@ class Provisioner:
             self.ports.release(reserved)
             self._fail_record(req, exc, begin)
             raise
-        try:
-            engine = await self._start(req, image, layout, breaker, begin)
-        finally:
-            if claimed_slot:
+        released = False
+
+        def release_slot() -> None:
+            # Idempotent: the slot is handed back when the engine joins the fleet (so it is never counted twice),
+            # or when the start fails.
+            nonlocal released
+            if claimed_slot and not released:
+                released = True
                 self.in_flight -= 1
+
+        try:
+            engine = await self._start(req, image, layout, breaker, begin, release_slot)
+        finally:
+            release_slot()
         duration_ms = (time.perf_counter() - begin) * 1000
         return engine, duration_ms
 
@@ -471,6 +480,7 @@ class Provisioner:
         layout: dict[str, int | None],
         breaker: CircuitBreaker,
         begin: float,
+        release_slot: Callable[[], None],
     ) -> Engine:
         s = self.settings
         info: ContainerInfo | None = None
@@ -514,6 +524,7 @@ class Provisioner:
                     labels=dict(info.labels) or dict(spec.labels),
                     p2p_port=int(spec.env["P2P_PORT"]) if "P2P_PORT" in spec.env else None,
                 )
+                release_slot()
                 await self.fleet.register(engine, info)
             finally:
                 self._slots.release()

@@ -58,6 +58,17 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
+def _published_ports(info: ContainerInfo) -> list[int]:
+    """Host ports a container publishes (generic containers have no port labels)."""
+    out: list[int] = []
+    for binds in info.ports.values():
+        for bind in binds or ():
+            port = bind.get("HostPort", "")
+            if port.isdigit():
+                out.append(int(port))
+    return out
+
+
 class Service:
     def __init__(self, settings: Settings, *, runtime: Runtime, store: Store, debuglog: DebugLog) -> None:
         self.settings = settings
@@ -355,6 +366,7 @@ class Service:
                 await self._reap(info, "exited")
                 continue
             ports.extend(ports_from_labels(info.labels).values())
+            ports.extend(_published_ports(info))
             if not self._is_engine(info):
                 continue
             seen.add(info.id)
@@ -658,10 +670,7 @@ class Service:
                 await self.runtime.stop(info.id, timeout=10)
             finally:
                 await self.runtime.remove(info.id)
-                self.ports.release(
-                    int(b["HostPort"]) for binds in info.ports.values() if binds for b in binds
-                    if b.get("HostPort", "").isdigit()
-                )
+                self.ports.release(_published_ports(info))
         return info.id
 
     async def by_label(self, key: str, value: str) -> list[ContainerInfo]:
@@ -694,7 +703,6 @@ class Service:
                     raise first
             failed = len(errors)
         elif target < len(self.engines):
-            busy = sum(1 for e in self.engines.values() if e.streams)
             victims = autoscaler.idle_victims(
                 list(self.engines.values()), now=utcnow(), idle_for_s=0, min_replicas=target, min_free=0,
                 force=True,
@@ -702,7 +710,7 @@ class Service:
             for cid in victims:
                 if await self.stop_engine(cid, "scale_down"):
                     stopped.append(cid)
-            deferred = max(0, len(self.engines) - target) if busy else 0
+            deferred = max(0, len(self.engines) - target)  # engines with started streams are never stopped
         return {"scaled_to": target, "requested": demand, "started": started, "stopped": stopped,
                 "failed": failed, "deferred": deferred}
 
