@@ -75,7 +75,13 @@ def preflight(settings: Settings) -> list[str]:
         finally:
             await runtime.aclose()
 
-    kind = asyncio.run(resolve())
+    factory_log = logging.getLogger("aceorch.runtime.factory")
+    previous = factory_log.disabled
+    factory_log.disabled = True  # the service logs its runtime choice once, when it starts
+    try:
+        kind = asyncio.run(resolve())
+    finally:
+        factory_log.disabled = previous
     problems: list[str] = []
     if settings.vpn_enabled and kind == "process":
         problems.append(
