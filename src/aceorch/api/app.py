@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aceorch import __version__
 from aceorch.api.deps import check_auth, require_key
@@ -102,8 +103,14 @@ def create_app(
             errors.append(item)
         return JSONResponse({"detail": _jsonable(errors)}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer to a body it cannot decode at all (e.g. invalid UTF-8): a validation error here.
+            return await validation_error(request, RequestValidationError([{
+                "type": "json_invalid", "loc": ("body",), "msg": "JSON decode error", "input": None,
+                "ctx": {"error": "the body is not valid UTF-8 JSON"},
+            }]))
         headers = dict(exc.headers or {})
         if exc.status_code == 503 and "Retry-After" not in headers:
             headers["Retry-After"] = "30"

@@ -458,6 +458,26 @@ class Provisioner:
             name=name, image=image, env=env, labels=labels, ports=ports, network=network, command=command
         )
 
+    def _move_host_ports(self, req: ProvisionRequest, layout: dict[str, int | None], exc: PortUnavailable) -> None:
+        """Another program holds a host port we chose: keep it marked as taken, and take the next free one.
+
+        A port the caller asked for (``host_port`` or CONF) is not moved: that is a 409 ``port_conflict``.
+        """
+        s = self.settings
+        if req.host_port or (req.env.get("CONF") and _conf_ports(req.env["CONF"])[0]):
+            raise rejected("port_conflict", f"Port conflict: {exc}", 409)
+        logger.warning("a host port is held outside aceorch (%s); trying the next free one", exc)
+        pool: Any = s.vpn_port_pool if s.vpn_enabled else s.port_range_host
+        try:
+            new = self.ports.take(pool)
+        except PortPoolExhausted:
+            err = blocked_error("max_capacity", self.gate_state(req.source))
+            err.reason = "port_pool_exhausted"
+            raise err from None
+        layout["host_http"] = new
+        if s.vpn_enabled or self.runtime.name == "process":
+            layout["container_http"] = new
+
     async def _wait_slot(self) -> None:
         await self._slots.acquire()
         gap = self.settings.min_provision_interval_s
@@ -501,8 +521,12 @@ class Provisioner:
                         # Names are global to the runtime: learn every name in use, ours or not.
                         self._foreign_names = {c.name for c in await self.runtime.list()} | {name}
                         continue
+                    except PortUnavailable as exc:
+                        self._reserved_names.discard(name)
+                        self._move_host_ports(req, layout, exc)
+                        continue
                 if info is None:
-                    raise failed("no free container name after 5 tries", "docker_error")
+                    raise failed("no free container name or host port after 5 tries", "docker_error")
                 host, port = advertised_address(
                     s,
                     container_name=name,

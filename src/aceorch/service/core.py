@@ -356,17 +356,18 @@ class Service:
         ports: list[int | None] = []
         stored = {e.container_id: e for e in await self._load_stored_engines()} if initial else {}
         for info in containers:
-            if info.name in in_flight_names or info.id in self._stopping:
-                ports.extend(ports_from_labels(info.labels).values())
-                continue
-            if not info.running:
-                if info.status in ("restarting",):
-                    ports.extend(ports_from_labels(info.labels).values())
-                    continue
-                await self._reap(info, "exited")
-                continue
+            # Every managed container keeps its ports, running or not: a stopped one may be restarted by Docker.
             ports.extend(ports_from_labels(info.labels).values())
             ports.extend(_published_ports(info))
+            if info.name in in_flight_names or info.id in self._stopping:
+                continue
+            if not info.running:
+                # Half-created or exited leftovers are reaped at start only (config.md CONTAINER_LABEL). At run
+                # time a container that stops (a daemon restart, a crash under a restart policy) is left to
+                # Docker; its engine leaves the state below and is adopted again once it answers.
+                if initial and info.status != "restarting":
+                    await self._reap(info, "exited")
+                continue
             if not self._is_engine(info):
                 continue
             seen.add(info.id)
