@@ -83,7 +83,7 @@ def test_every_bash_block_of_the_guide_runs(tmp_path: Path) -> None:
     assert float(out("add / length").strip().splitlines()[-1]) > 0
     assert "acestream-" not in out("select(.duration_ms > 10000)")  # nothing that slow here
     assert "x-request-id: proxy-req-0001" in out("X-Request-ID: proxy-req-0001").lower()
-    assert "start_acestream_success" in out('"request_id": "proxy-req-0001"')
+    assert "start_acestream_success" in out('select(.request_id == "proxy-req-0001")')
     assert "manifest.json" in out("tar -tzf bundle.tar.gz")
     assert "No problems found" in out("aceorch debug diagnose") or "→" in out("aceorch debug diagnose")
     assert (work / "report.html").stat().st_size > 1000

@@ -230,8 +230,10 @@ class Provisioner:
         vpn_gate: Callable[[], tuple[bool, int | None]],
         runtime_ok: Callable[[], Awaitable[bool]],
         in_container: bool = False,
+        on_runtime_lost: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
+        self.on_runtime_lost = on_runtime_lost
         self.runtime = runtime
         self.fleet = fleet
         self.breakers = breakers
@@ -558,7 +560,11 @@ class Provisioner:
             if info is not None:
                 await self._remove_quietly(info.id)
             self.ports.release(layout.values())
-            breaker.record(False)
+            if err.code == "runtime_unavailable":
+                breaker.release_trial()  # the runtime went away: not the engine's failure, nothing to record
+                self.on_runtime_lost()
+            else:
+                breaker.record(False)
             self._fail_record(req, err, begin)
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -589,7 +595,7 @@ class Provisioner:
         if isinstance(exc, PortUnavailable):
             return failed(f"port unavailable: {exc}", "docker_error")
         if isinstance(exc, RuntimeUnavailable):
-            return failed(f"container runtime unavailable: {exc}", "docker_error", vpn=False)
+            return blocked_error("runtime_unavailable", self.gate_state(runtime_ok=False))
         if isinstance(exc, RuntimeFailure):
             text = str(exc)
             is_vpn = vpn and ("container:" in text or "network" in text.lower() or "namespace" in text.lower())
@@ -602,7 +608,8 @@ class Provisioner:
     async def _wait_ready(self, info: ContainerInfo, host: str, port: int, begin: float) -> None:
         deadline = begin + self.settings.startup_timeout_s
         wait_ready = self.settings.provision_wait_for.value == "ready"
-        last_inspect = 0.0
+        last_inspect = time.perf_counter()  # the container was just created running
+        pause = 0.02  # poll fast first (an engine often answers within tens of ms), then back off to 100 ms
         while True:
             now = time.perf_counter()
             if now - last_inspect >= 0.5 or not wait_ready:
@@ -623,7 +630,8 @@ class Provisioner:
                     f"engine not {what} within STARTUP_TIMEOUT_S ({self.settings.startup_timeout_s}s)",
                     "startup_timeout",
                 )
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(pause)
+            pause = min(0.1, pause * 2)
 
     async def _remove_quietly(self, container_id: str) -> None:
         try:
