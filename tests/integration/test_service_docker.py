@@ -146,13 +146,11 @@ def test_kill9_during_provisions_then_restart_adopts_or_reaps(orch: Any, tmp_pat
     assert len(futures) == 10
     # Restart on the same label, store and port.
     o.start()
-    engines = wait_until(
-        lambda: (
-            o.engines() if sorted(e["container_id"] for e in o.engines()) == o.containers(running_only=True) else None
-        ),
-        timeout=30,
-        what="/engines to equal docker ps",
-    )
+    def consistent() -> bool:  # every container adopted as a ready engine, or removed (possibly all of them)
+        return sorted(e["container_id"] for e in o.engines()) == o.containers(running_only=True)
+
+    wait_until(consistent, timeout=30, what="/engines to equal docker ps")
+    engines = o.engines()
     assert o.containers() == o.containers(running_only=True), "exited leftovers are reaped"
     ports = [e["port"] for e in engines]
     assert len(ports) == len(set(ports))
