@@ -18,20 +18,6 @@ from orchestrator_proc import Orchestrator, docker_rm_label, free_port, wait_unt
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture
-def orch(docker_engine: None, tmp_path: Path) -> Iterator[Any]:
-    made: list[Orchestrator] = []
-
-    def factory(**env: str) -> Orchestrator:
-        o = Orchestrator(tmp_path, {"RUNTIME": "docker", **env})
-        made.append(o)
-        return o.start()
-
-    yield factory
-    for o in made:
-        o.close()
-
-
 def records(tmp_path: Path, category: str) -> list[dict[str, Any]]:
     return [json.loads(line) for f in sorted((tmp_path / "debug_logs").glob(f"*_{category}.jsonl"))
             for line in f.read_text().splitlines()]

@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from orchestrator_proc import Orchestrator, wait_until
+from orchestrator_proc import wait_until
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def orch(docker_engine: None, tmp_path: Path) -> Iterator[Any]:
-    made: list[Orchestrator] = []
-
-    def factory(**env: str) -> Orchestrator:
-        o = Orchestrator(tmp_path, {"RUNTIME": "docker", **env})
-        made.append(o)
-        return o.start()
-
-    yield factory
-    for o in made:
-        o.close()
 
 
 def get_status(port: int) -> dict[str, Any]:

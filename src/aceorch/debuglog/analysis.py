@@ -38,6 +38,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from aceorch.debuglog.records import CATEGORIES
+
 __all__ = [
     "CATEGORIES",
     "AnalysisError",
@@ -69,19 +71,7 @@ __all__ = [
 Record = dict[str, Any]
 Progress = Callable[[int], None]
 
-CATEGORIES: tuple[str, ...] = (
-    "session",
-    "provisioning",
-    "health",
-    "vpn",
-    "circuit_breaker",
-    "autoscaler",
-    "streams",
-    "performance",
-    "stress",
-    "errors",
-)
-
+# Any category name: a proxy's own files (same layout) may have categories of their own.
 SESSION_FILE_RE = re.compile(r"^(?P<sid>\d{8}_\d{6}(?:_\d+)?)_(?P<cat>[a-z][a-z_]*)\.jsonl$")
 SESSION_ID_RE = re.compile(r"^\d{8}_\d{6}(?:_\d+)?$")
 
