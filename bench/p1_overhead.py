@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         samples={"aceorch_s": [round(x, 4) for x in data["aceorch_s"]],
                  "raw_s": [round(x, 4) for x in data["raw_s"]]},
         baseline="aiodocker create+start of aceorch/engine-sim:latest (same env, --init, published port), "
-                 "get_status polled at once then every 0.1 s like aceorch's provisioner",
+                 "get_status polled at once, then from 20 ms doubling to 100 ms, like aceorch's provisioner",
     )
 
 
