@@ -175,7 +175,8 @@ def test_progressive_playback_waits_for_dl_then_streams_ts_packets(start_engine:
     whole = len(received) // mpegts.PACKET_SIZE * mpegts.PACKET_SIZE
     assert whole >= 600 * mpegts.PACKET_SIZE
     assert all(received[i] == mpegts.SYNC_BYTE for i in range(0, whole, mpegts.PACKET_SIZE))
-    assert sim.state()["counters"]["bytes_streamed"] >= whole
+    # The server counts a chunk after sending it: the count may trail what the client already holds.
+    wait_until(lambda: sim.state()["counters"]["bytes_streamed"] >= whole)
 
 
 def test_a_second_concurrent_reader_is_refused(start_engine: StartEngine) -> None:

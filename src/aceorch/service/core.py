@@ -357,6 +357,7 @@ class Service:
     async def reconcile(self, *, initial: bool = False) -> None:
         """Make the state equal the runtime: adopt running managed engines, reap dead ones, rebuild ports."""
         key, value = self.settings.label_pair
+        listed_at = utcnow()
         containers = await self.runtime.list({key: value})
         in_flight_names = self.provisioner._reserved_names  # noqa: SLF001 - same service
         seen: set[str] = set()
@@ -389,6 +390,8 @@ class Service:
             engine.last_seen = utcnow()
         for cid in list(self.engines):
             if cid not in seen and cid not in self._stopping and cid not in self._adopting:
+                if self.engines[cid].created_at >= listed_at:
+                    continue  # registered while the list was on its way: not in it, yet not gone
                 engine = self.engines.pop(cid)
                 logger.info("engine %s vanished", engine.container_name)
                 self.record("provisioning", operation="engine_vanished", container_id=cid,
