@@ -363,7 +363,8 @@ def _breaker_finding(ev: _Evidence) -> Finding | None:
     first_open = ev.breaker_opens[0]
     t_open = ts_seconds(first_open.get("timestamp")) or 0.0
     last_ok = max((t for t in ev.success_times if t <= t_open), default=float("-inf"))
-    streak = [f for f in ev.failures if last_ok < f.t_end <= t_open]
+    # The failure that trips the breaker is logged just after circuit_breaker_opened: count by start time.
+    streak = [f for f in ev.failures if last_ok < f.t_end and f.t_begin <= t_open and f.reason not in _GATED]
     chain: list[str] = []
     evidence: list[dict[str, Any]] = []
     op_type = str(first_open.get("operation_type") or first_open.get("breaker") or "general")
@@ -400,8 +401,6 @@ def _breaker_finding(ev: _Evidence) -> Finding | None:
     opened = len(ev.breaker_opens) - reopened
     if len(ev.breaker_opens) > 1:
         chain.append(f"opened {opened} time(s), re-opened {reopened} time(s) after failed trials")
-    if streak and streak[0].reason == "vpn_disconnected":
-        chain.append("the failures were VPN refusals: see the VPN finding")
     if op_type == "replacement":
         names = ("CIRCUIT_BREAKER_REPLACEMENT_THRESHOLD", "CIRCUIT_BREAKER_REPLACEMENT_TIMEOUT_S")
     else:
@@ -469,10 +468,15 @@ def _capacity_finding(ev: _Evidence) -> Finding | None:
     )
 
 
+#: Refusals by a gate (api.md §4.1): the breaker does not count them, so neither does its streak.
+_GATED = frozenset({"circuit_breaker", "max_capacity", "port_pool_exhausted", "vpn_disconnected"})
+
+
 def _slow_findings(ev: _Evidence, windows: list[tuple[float, float, Outage]]) -> list[Finding]:
     slow_outside = [s for s in ev.slow if not _in_windows(s.t_begin, s.t_end, windows)]
     ok_outside = ev.starts_ok - (len(ev.slow) - len(slow_outside))
-    timeouts = [f for f in ev.failures if f.reason in ("startup_timeout", "engine_exited", "image_not_found")]
+    timeouts = [f for f in ev.failures if f.reason == "startup_timeout"]
+    crashes = [f for f in ev.failures if f.reason in ("engine_exited", "image_not_found")]
     error_events = ev.error_count > 0 or ev.failure_count > 0 or bool(ev.breaker_opens) or bool(windows)
     findings: list[Finding] = []
     if slow_outside and not error_events and ok_outside >= 3 and len(slow_outside) / ok_outside >= 0.5:
@@ -545,8 +549,6 @@ def _slow_findings(ev: _Evidence, windows: list[tuple[float, float, Outage]]) ->
                 "advice": "set to running so callers get an answer once the container runs",
             },
         ]
-        if "image_not_found" in by_reason:
-            settings.append({"name": "TARGET_IMAGE", "advice": "point it at an image that exists locally"})
         findings.append(
             Finding(
                 kind="slow_startup",
@@ -556,6 +558,37 @@ def _slow_findings(ev: _Evidence, windows: list[tuple[float, float, Outage]]) ->
                 evidence=evidence[:_EVIDENCE_CAP],
                 first_seen=min([s.timestamp for s in slow_outside[:1]] + [f.timestamp for f in timeouts[:1]]),
                 settings=settings,
+            )
+        )
+    if crashes:
+        by_reason = {}
+        for f in crashes:
+            by_reason[f.reason or "?"] = by_reason.get(f.reason or "?", 0) + 1
+        crash_settings = [
+            {"name": "TARGET_IMAGE", "advice": "check that the image exists locally and runs (docker run it once)"},
+            {
+                "name": "engine logs",
+                "advice": "read the engine's own output: `docker logs <container>` while it restarts",
+            },
+        ]
+        findings.append(
+            Finding(
+                kind="engine_exits",
+                severity="warning",
+                title="Engines exit or cannot start",
+                chain=[
+                    "start failures: "
+                    + ", ".join(f"{n}× {reason}" for reason, n in sorted(by_reason.items()))
+                    + f" (first at {_hms(crashes[0].timestamp)}: {crashes[0].error or 'no error text'})",
+                    "the engine process ends during startup, or its image is missing: a configuration or image "
+                    "problem, not load",
+                ],
+                evidence=[
+                    {"timestamp": f.timestamp, "type": f.operation, "detail": f"reason={f.reason} error={f.error!r}"}
+                    for f in crashes[:_EVIDENCE_CAP]
+                ],
+                first_seen=crashes[0].timestamp,
+                settings=crash_settings,
             )
         )
     return findings

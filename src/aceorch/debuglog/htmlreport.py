@@ -69,7 +69,7 @@ class _Scale:
         return _H - _MB - v / self.y_max * (_H - _MT - _MB)
 
 
-def _axes(scale: _Scale, y_label: str, y_fmt: str) -> list[str]:
+def _axes(scale: _Scale, y_label: str, y_fmt: str, y_ticks: Sequence[float] | None = None) -> list[str]:
     parts = [
         f'<line x1="{_ML}" y1="{_H - _MB}" x2="{_W - _MR}" y2="{_H - _MB}" stroke="#555"/>',
         f'<line x1="{_ML}" y1="{_MT}" x2="{_ML}" y2="{_H - _MB}" stroke="#555"/>',
@@ -79,11 +79,13 @@ def _axes(scale: _Scale, y_label: str, y_fmt: str) -> list[str]:
         t = scale.t0 + (scale.t1 - scale.t0) * i / 5
         x = scale.x(t)
         parts.append(f'<line x1="{x:.1f}" y1="{_H - _MB}" x2="{x:.1f}" y2="{_H - _MB + 4}" stroke="#555"/>')
+        # the first and last labels are anchored inside the chart, so neither is cut off at its edge
+        anchor = "start" if i == 0 else "end" if i == 5 else "middle"
         parts.append(
-            f'<text x="{x:.1f}" y="{_H - _MB + 16}" font-size="10" text-anchor="middle">{_hms(t)}</text>'
+            f'<text x="{x:.1f}" y="{_H - _MB + 16}" font-size="10" text-anchor="{anchor}">{_hms(t)}</text>'
         )
-    for i in range(5):
-        v = scale.y_max * i / 4
+    ticks = list(y_ticks) if y_ticks is not None else [scale.y_max * i / 4 for i in range(5)]
+    for v in ticks:
         y = scale.y(v)
         parts.append(f'<line x1="{_ML}" y1="{y:.1f}" x2="{_W - _MR}" y2="{y:.1f}" stroke="#eee"/>')
         parts.append(
@@ -158,9 +160,11 @@ def _provisioning_chart(
 
 
 def _health_chart(cycles: Sequence[HealthCycle], outages: Sequence[Outage], t0: float, t1: float) -> str:
-    y_max = max([c.total for c in cycles] + [1]) * 1.1
-    scale = _Scale(t0, t1, y_max)
-    parts = _bands(scale, outages) + _axes(scale, "engines", "{:.0f}")
+    top = max([c.total for c in cycles] + [1])
+    scale = _Scale(t0, t1, top * 1.1)
+    step_ticks = max(1, -(-top // 4))  # whole engines: at most five gridlines, each labelled exactly
+    ticks = [float(v) for v in range(0, top + 1, step_ticks)]
+    parts = _bands(scale, outages) + _axes(scale, "engines", "{:.0f}", ticks)
     step = max(1, len(cycles) // _MAX_POINTS)
     sample = list(cycles[::step])
     series: tuple[tuple[str, str, list[int]], ...] = (
