@@ -10,12 +10,13 @@ Backends never import each other; callers get one injected.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ContainerSpec", "ContainerInfo", "RuntimeEvent", "Runtime"]
+__all__ = ["ContainerSpec", "ContainerInfo", "RuntimeEvent", "Runtime", "EventHub"]
 
 
 @dataclass
@@ -77,6 +78,44 @@ class RuntimeEvent:
     name: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
+
+
+class EventHub:
+    """Fans :class:`RuntimeEvent` s out to every open ``events()`` iterator, for backends that make their own
+    events (the process and in-memory runtimes). A subscription is taken when ``subscribe()`` is called."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[asyncio.Queue[RuntimeEvent | None]] = set()
+        self.closed = False
+
+    def publish(self, event: RuntimeEvent) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+
+    def subscribe(self) -> AsyncIterator[RuntimeEvent]:
+        queue: asyncio.Queue[RuntimeEvent | None] = asyncio.Queue()
+        if self.closed:
+            queue.put_nowait(None)
+        else:
+            self._subscribers.add(queue)
+        return self._drain(queue)
+
+    async def _drain(self, queue: asyncio.Queue[RuntimeEvent | None]) -> AsyncIterator[RuntimeEvent]:
+        try:
+            while True:
+                event = await queue.get()
+                if event is None:
+                    return
+                yield event
+        finally:
+            self._subscribers.discard(queue)
+
+    def end(self, *, close: bool = False) -> None:
+        """End every open iterator; with ``close``, later subscriptions end at once too."""
+        self.closed = self.closed or close
+        for queue in self._subscribers:
+            queue.put_nowait(None)
+        self._subscribers.clear()
 
 
 @runtime_checkable

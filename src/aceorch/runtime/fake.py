@@ -18,7 +18,6 @@ the spec) runs inside ``create`` before the container exists, so a test can hold
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -34,7 +33,7 @@ from aceorch.errors import (
     RuntimeFailure,
     RuntimeUnavailable,
 )
-from aceorch.runtime.base import ContainerInfo, ContainerSpec, RuntimeEvent
+from aceorch.runtime.base import ContainerInfo, ContainerSpec, EventHub, RuntimeEvent
 
 __all__ = ["InMemoryRuntime", "FakeContainer"]
 
@@ -74,7 +73,7 @@ class InMemoryRuntime:
         self.calls: list[tuple[str, Any]] = []
         self.containers: dict[str, FakeContainer] = {}
         self._failures: dict[str, collections.deque[BaseException]] = collections.defaultdict(collections.deque)
-        self._subscribers: set[asyncio.Queue[RuntimeEvent | None]] = set()
+        self._events = EventHub()
         self._next_ip = 2
         self.closed = False
 
@@ -124,8 +123,7 @@ class InMemoryRuntime:
             labels=dict(container.spec.labels),
             attributes=attrs,
         )
-        for queue in self._subscribers:
-            queue.put_nowait(event)
+        self._events.publish(event)
 
     def call_names(self) -> list[str]:
         """Just the method names of :attr:`calls`."""
@@ -270,28 +268,12 @@ class InMemoryRuntime:
         return "".join(line if line.endswith("\n") else line + "\n" for line in lines[-tail:] if tail > 0)
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
-        queue: asyncio.Queue[RuntimeEvent | None] = asyncio.Queue()
-        if self.closed:
-            queue.put_nowait(None)
-        else:
-            self._subscribers.add(queue)
-        return self._drain(queue)
-
-    async def _drain(self, queue: asyncio.Queue[RuntimeEvent | None]) -> AsyncIterator[RuntimeEvent]:
-        try:
-            while True:
-                event = await queue.get()
-                if event is None:
-                    return
-                yield event
-        finally:
-            self._subscribers.discard(queue)
+        """Events from the moment of this call (the subscription is taken now), until :meth:`aclose`."""
+        return self._events.subscribe()
 
     def end_events(self) -> None:
         """End every open event iterator (as a dropped Docker connection would); new ones still work."""
-        for queue in self._subscribers:
-            queue.put_nowait(None)
-        self._subscribers.clear()
+        self._events.end(close=self.closed)
 
     async def aclose(self) -> None:
         self.calls.append(("aclose", None))

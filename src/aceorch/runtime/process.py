@@ -37,7 +37,7 @@ from aceorch.errors import (
     RuntimeFailure,
     RuntimeUnavailable,
 )
-from aceorch.runtime.base import ContainerInfo, ContainerSpec, RuntimeEvent
+from aceorch.runtime.base import ContainerInfo, ContainerSpec, EventHub, RuntimeEvent
 
 __all__ = ["ProcessRuntime"]
 
@@ -96,7 +96,7 @@ class ProcessRuntime:
         self._healthy_run_s = healthy_run_s
         self._kill_after = kill_after
         self._children: dict[str, _Child] = {}
-        self._subscribers: set[asyncio.Queue[RuntimeEvent | None]] = set()
+        self._events = EventHub()
         self._closed = False
 
     @property
@@ -158,8 +158,7 @@ class ProcessRuntime:
             labels=dict(child.spec.labels),
             attributes=attrs,
         )
-        for queue in self._subscribers:
-            queue.put_nowait(event)
+        self._events.publish(event)
 
     # -- processes ----------------------------------------------------------------------------------------
 
@@ -370,24 +369,8 @@ class ProcessRuntime:
         return "".join(lines[-tail:] if tail > 0 else [])
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
-        """Events from the moment of this call (the subscription is taken now, not at the first iteration),
-        until :meth:`aclose`."""
-        queue: asyncio.Queue[RuntimeEvent | None] = asyncio.Queue()
-        if self._closed:
-            queue.put_nowait(None)
-        else:
-            self._subscribers.add(queue)
-        return self._drain(queue)
-
-    async def _drain(self, queue: asyncio.Queue[RuntimeEvent | None]) -> AsyncIterator[RuntimeEvent]:
-        try:
-            while True:
-                event = await queue.get()
-                if event is None:
-                    return
-                yield event
-        finally:
-            self._subscribers.discard(queue)
+        """Events from the moment of this call (the subscription is taken now), until :meth:`aclose`."""
+        return self._events.subscribe()
 
     async def aclose(self) -> None:
         """Stop every child (SIGTERM, SIGKILL after ``kill_after``) and end the event streams. Idempotent."""
@@ -396,6 +379,4 @@ class ProcessRuntime:
         self._closed = True
         children = list(self._children.values())
         await asyncio.gather(*(self._terminate(c, self._kill_after) for c in children), return_exceptions=True)
-        for queue in self._subscribers:
-            queue.put_nowait(None)
-        self._subscribers.clear()
+        self._events.end(close=True)

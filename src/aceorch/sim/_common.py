@@ -46,6 +46,16 @@ class ConfigError(Exception):
         self.name = name
 
 
+def flags_from_args(args: Any) -> dict[str, str]:
+    """Command-line flags (argparse dests named like their SIM_* variables) as environment-style strings."""
+    flags: dict[str, str] = {}
+    for name, value in vars(args).items():
+        if value is None or not name.isupper():
+            continue
+        flags[name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return flags
+
+
 def log(message: str) -> None:
     """One line on stderr, flushed at once (container logs and the process runtime read it live)."""
     print(message, file=sys.stderr, flush=True)

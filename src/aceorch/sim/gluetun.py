@@ -31,6 +31,7 @@ from aceorch.sim._common import (
     ConfigError,
     SimHTTPServer,
     SimRequestHandler,
+    flags_from_args,
     install_stop_signals,
     log,
     parse_bool,
@@ -360,13 +361,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     """Serve (or, with ``--healthcheck``, probe the local simulator); exit status 2 on a bad value."""
-    flags: dict[str, str] = {}
-    for name, value in vars(args).items():
-        if value is None or not name.isupper():
-            continue
-        flags[name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
     try:
-        config = load_config(env, flags)
+        config = load_config(env, flags_from_args(args))
     except ConfigError as exc:
         log(f"gluetun-sim: invalid configuration: {exc}")
         return 2
