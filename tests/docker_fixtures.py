@@ -56,9 +56,10 @@ def _run_script(name: str) -> None:
 
 
 def remove_test_containers() -> list[str]:
-    """Remove every container labelled ``aceorch.test=1`` (running or not); returns the removed ids."""
+    """Remove every container labelled ``aceorch.test`` (any value: unit fixtures use 1, end-to-end runs a
+    per-orchestrator value), running or not; returns the removed ids."""
     listed = subprocess.run(
-        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={TEST_LABEL_KEY}=1"],
+        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={TEST_LABEL_KEY}"],
         capture_output=True,
         text=True,
         timeout=60,
