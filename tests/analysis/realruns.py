@@ -111,7 +111,7 @@ def orchestrator(work: Path, env: dict[str, str]) -> Iterator[Orchestrator]:
 
 
 def process_env() -> dict[str, str]:
-    low = free_port(31000, 38000)
+    low = free_port(22000, 28900)  # outside APP_PORT picks (30000-38999) and the defaults
     return {"RUNTIME": "process", "PORT_RANGE_HOST": f"{low}-{low + 40}"}
 
 
