@@ -14,18 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-CATEGORIES = (
-    "session",
-    "provisioning",
-    "health",
-    "vpn",
-    "circuit_breaker",
-    "autoscaler",
-    "streams",
-    "performance",
-    "stress",
-    "errors",
-)
+from aceorch.debuglog.records import CATEGORIES  # noqa: E402
 
 
 def ts(value: datetime) -> str:

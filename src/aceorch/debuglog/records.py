@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal, TypedDict
+from typing import Final, Literal, TypedDict, get_args
 
 __all__ = [
     "CATEGORIES",
@@ -55,18 +55,7 @@ Category = Literal[
 ]
 
 #: Every category, in file-creation order. Each session creates all of these files, empty, at its start.
-CATEGORIES: Final[tuple[Category, ...]] = (
-    "session",
-    "provisioning",
-    "health",
-    "vpn",
-    "circuit_breaker",
-    "autoscaler",
-    "streams",
-    "performance",
-    "stress",
-    "errors",
-)
+CATEGORIES: Final[tuple[Category, ...]] = get_args(Category)
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: Final[tuple[Severity, ...]] = ("info", "warning", "critical")
