@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
@@ -14,6 +15,7 @@ __all__ = [
     "create_guarded_task",
     "stop_tasks",
     "sleep_or_stop",
+    "poll_until",
 ]
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,34 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def poll_until(
+    check: Callable[[], Awaitable[bool]],
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    stop: asyncio.Event | None = None,
+) -> bool:
+    """Await ``check()`` every ``interval`` seconds until it is true (True), ``timeout`` passes or ``stop`` is set (False).
+
+    The deadline is on the monotonic clock; ``check`` is always tried at least once.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if await check():
+            return True
+        if stop is not None and stop.is_set():
+            return False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        pause = min(interval, left)
+        if stop is not None:
+            if await sleep_or_stop(stop, pause):
+                return False
+        else:
+            await asyncio.sleep(pause)
 
 
 def create_guarded_task(
