@@ -44,9 +44,10 @@ async def poll_until(
     interval: float = 0.2,
     stop: asyncio.Event | None = None,
 ) -> bool:
-    """Await ``check()`` every ``interval`` seconds until it is true (True), ``timeout`` passes or ``stop`` is set (False).
+    """Await ``check()`` every ``interval`` seconds until it is true (returns True), or time or ``stop`` ends it.
 
-    The deadline is on the monotonic clock; ``check`` is always tried at least once.
+    Returns False when ``timeout`` seconds pass or ``stop`` is set first. The deadline is on the monotonic clock;
+    ``check`` is always tried at least once.
     """
     deadline = time.monotonic() + timeout
     while True:
