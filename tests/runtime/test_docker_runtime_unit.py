@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiodocker.exceptions import DockerError
+from aiohttp import web
 
 from aceorch.errors import (
     ContainerNotFound,
@@ -163,3 +168,80 @@ async def test_a_runtime_on_a_dead_socket_is_built_and_every_call_is_runtime_una
         await runtime.aclose()
     with pytest.raises(RuntimeUnavailable):
         await runtime.ping()
+
+
+class FakeDockerAPI:
+    """A Docker Engine API on a Unix socket that answers ``/version`` and streams ``/events`` from a queue."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+        self.event_requests: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+        self.events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        app = web.Application()
+        app.router.add_get("/version", self._version)
+        app.router.add_get("/v1.41/version", self._version)
+        app.router.add_get("/v1.41/events", self._events)
+        self._runner = web.AppRunner(app)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        await web.UnixSite(self._runner, str(self.socket)).start()
+
+    async def aclose(self) -> None:
+        self.events.put_nowait(None)  # ends a stream still being served
+        await self._runner.cleanup()
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.json_response({"ApiVersion": "1.41", "Version": "20.10.24"})
+
+    async def _events(self, request: web.Request) -> web.StreamResponse:
+        self.event_requests.put_nowait(dict(request.query))
+        response = web.StreamResponse()
+        response.content_type = "application/json"
+        await response.prepare(request)
+        while (event := await self.events.get()) is not None:
+            await response.write(json.dumps(event).encode() + b"\n")
+        return response  # the stream ends
+
+
+def _docker_event(action: str, container_id: str) -> dict[str, Any]:
+    return {"Type": "container", "Action": action, "Actor": {"ID": container_id, "Attributes": {"name": "e1"}}}
+
+
+@pytest.fixture
+async def fake_docker(tmp_path: Path) -> AsyncIterator[FakeDockerAPI]:
+    api = FakeDockerAPI(tmp_path / "docker.sock")
+    await api.start()
+    try:
+        yield api
+    finally:
+        await api.aclose()
+
+
+async def test_readers_of_one_runtime_share_one_event_stream_until_it_ends(fake_docker: FakeDockerAPI) -> None:
+    runtime = DockerRuntime(f"unix://{fake_docker.socket}")
+    try:
+        await runtime.ping()
+        first, second = runtime.events(), runtime.events()
+        first_read = asyncio.ensure_future(first.__anext__())
+        query = await asyncio.wait_for(fake_docker.event_requests.get(), timeout=10)
+        assert json.loads(query["filters"]) == {"type": ["container"]} and float(query["since"]) > 0
+        # Scheduled before the daemon is woken below, so the second reader subscribes before any event flows.
+        second_read = asyncio.ensure_future(second.__anext__())
+        fake_docker.events.put_nowait({"Type": "network", "Action": "connect"})  # not a container event: skipped
+        fake_docker.events.put_nowait(_docker_event("start", "c1"))
+        assert (await first_read).action == (await second_read).action == "start"
+        assert fake_docker.event_requests.empty()  # one stream for both readers
+
+        fake_docker.events.put_nowait(None)  # the daemon ends the stream: both readers end quietly
+        assert [e async for e in first] == [] and [e async for e in second] == []
+
+        third = runtime.events()  # a later reader opens a new stream
+        third_read = asyncio.ensure_future(third.__anext__())
+        await asyncio.wait_for(fake_docker.event_requests.get(), timeout=10)
+        fake_docker.events.put_nowait(_docker_event("die", "c1"))
+        assert (await third_read).action == "die"
+        await runtime.aclose()  # closing the runtime ends a waiting reader
+        assert [e async for e in third] == []
+    finally:
+        await runtime.aclose()

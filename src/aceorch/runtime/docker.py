@@ -207,6 +207,19 @@ def info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
     )
 
 
+#: Errors that end an established event stream (a broken chunk, a half line): the stream just ends.
+_STREAM_BROKE = (aiohttp.ClientPayloadError, asyncio.IncompleteReadError, ValueError)
+
+
+async def _end_stream(run: asyncio.Task[None]) -> None:
+    """Cancel the shared event stream task and wait for it; its own failure was already reported."""
+    if not run.done():
+        run.cancel()
+    await asyncio.wait([run])
+    if not run.cancelled():
+        run.exception()  # retrieved, so asyncio does not log it as never retrieved
+
+
 def event_from_docker(data: dict[str, Any]) -> RuntimeEvent | None:
     """A :class:`RuntimeEvent` from one Docker event object, or ``None`` for a non-container event."""
     if (data.get("Type") or "container") != "container":
@@ -259,7 +272,8 @@ class DockerRuntime:
         self._timeout = aiohttp.ClientTimeout(total=request_timeout, connect=connect_timeout)
         self._client: aiodocker.Docker | None = None
         self._closed = False
-        self._streams: set[aiohttp.ClientResponse] = set()
+        self._event_stream: asyncio.Task[None] | None = None
+        self._event_readers = 0
 
     # -- client -------------------------------------------------------------------------------------------
 
@@ -289,8 +303,7 @@ class DockerRuntime:
     async def ping(self) -> None:
         docker = self._docker("ping")
         with map_docker_errors("ping", not_found=RuntimeUnavailable):
-            async with docker._query("_ping", versioned_api=False) as response:
-                await response.read()
+            await docker.version()
 
     async def image_exists(self, image: str) -> bool:
         docker = self._docker("image_exists")
@@ -340,8 +353,8 @@ class DockerRuntime:
         if not container_id:
             raise ContainerNotFound("inspect: empty container id")
         with map_docker_errors(f"inspect {container_id}"):
-            container = await docker.containers.get(container_id)
-            return info_from_inspect(container._container)
+            data = await docker.containers.container(container_id).show()
+        return info_from_inspect(data)
 
     async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
         docker = self._docker("list")
@@ -388,51 +401,50 @@ class DockerRuntime:
         return "".join(lines)
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
-        """Container events from the moment of this call (Docker replays from ``since``, so none is lost
-        between the call and the first iteration), until :meth:`aclose` or the stream breaks."""
+        """Container events from the moment of this call until :meth:`aclose` or the stream breaks.
+
+        Docker replays from ``since``, so none is lost between the call and the first iteration. Readers of
+        one runtime share a single ``/events`` stream (aiodocker fans it out to its subscribers); a reader that
+        joins a live stream sees the events from its first iteration on.
+        """
         return self._events(since=time.time())
 
     async def _events(self, since: float) -> AsyncIterator[RuntimeEvent]:
         docker = self._docker("events")
-        params = {"since": f"{since:.6f}", "filters": json.dumps({"type": ["container"]})}
-        with map_docker_errors("events"):
-            response = await docker._do_query(
-                "events", "GET", params=params, timeout=aiohttp.ClientTimeout(total=None, connect=5)
+        subscriber = docker.events.subscribe(create_task=False)  # type: ignore[no-untyped-call]
+        run = self._event_stream
+        if run is None or run.done():
+            run = asyncio.create_task(
+                # aiodocker's default for a stream: the client's connect timeout, no read or total limit.
+                docker.events.run(since=f"{since:.6f}", filters=json.dumps({"type": ["container"]})),
+                name="docker-events",
             )
-        self._streams.add(response)
+            self._event_stream = run
+        self._event_readers += 1
         try:
-            buffer = b""
-            while True:
-                try:
-                    chunk = await response.content.readany()
-                except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError):
-                    return
-                if not chunk:
-                    return
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if not line.strip():
-                        continue
-                    try:
-                        data = json.loads(line)
-                    except ValueError:
-                        logger.debug("ignoring an unparsable Docker event: %r", line[:200])
-                        continue
-                    event = event_from_docker(data)
-                    if event is not None:
-                        yield event
+            while (data := await subscriber.get()) is not None:
+                event = event_from_docker(data)
+                if event is not None:
+                    yield event
+            # aiodocker publishes None when the stream ends: say why, unless it merely broke off.
+            await asyncio.wait([run])
+            failure = None if run.cancelled() else run.exception()
+            if failure is not None and not isinstance(failure, _STREAM_BROKE):
+                with map_docker_errors("events"):
+                    raise failure
+            if failure is not None:
+                logger.debug("the Docker event stream broke off: %r", failure)
         finally:
-            self._streams.discard(response)
-            response.close()
+            self._event_readers -= 1
+            if self._event_readers == 0:
+                await _end_stream(run)
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for response in list(self._streams):
-            response.close()
-        self._streams.clear()
+        if self._event_stream is not None:
+            await _end_stream(self._event_stream)
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
