@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 import sessiongen as gen
 
-from aceorch.debuglog import analysis
+from aceorch.analysis import fastpath, fields
+from aceorch.analysis import report as analysis_report
+from aceorch.analysis.reader import Reader
+from aceorch.analysis.sessions import discover_sessions
 
 JQ = "/usr/bin/jq"
 SEED_AVG = (
@@ -197,24 +200,24 @@ def reference(line: bytes) -> tuple[str | None, float | None, bool | None]:
 
 @pytest.mark.parametrize("line", TRICKY_LINES)
 def test_fast_path_agrees_with_json_or_declines(line: bytes) -> None:
-    fields = analysis.fast_fields(line)
+    fields = fastpath.fast_fields(line)
     if fields is not None:
         assert fields == reference(line)
 
 
 def test_fast_path_is_taken_for_ordinary_lines_and_declines_on_nested_ones() -> None:
-    assert analysis.fast_fields(TRICKY_LINES[0]) == ("start_acestream_success", 18450.5, True)
-    assert analysis.fast_fields(TRICKY_LINES[3]) is None
-    assert analysis.fast_fields(TRICKY_LINES[6]) is None
+    assert fastpath.fast_fields(TRICKY_LINES[0]) == ("start_acestream_success", 18450.5, True)
+    assert fastpath.fast_fields(TRICKY_LINES[3]) is None
+    assert fastpath.fast_fields(TRICKY_LINES[6]) is None
 
 
 def test_report_on_tricky_lines_equals_a_pure_json_computation(tmp_path: Path) -> None:
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
     (log_dir / "20251018_144430_provisioning.jsonl").write_bytes(b"\n".join(TRICKY_LINES) + b"\nnot json\n")
-    reader = analysis.Reader()
-    sessions = analysis.discover_sessions(log_dir)
-    report = analysis.build_report(reader, sessions)
+    reader = Reader()
+    sessions = discover_sessions(log_dir)
+    report = analysis_report.build_report(reader, sessions)
     expected: dict[str, list[float]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
     for line in TRICKY_LINES:
@@ -233,10 +236,10 @@ def test_report_on_tricky_lines_equals_a_pure_json_computation(tmp_path: Path) -
 
 def test_percentile_interpolates_like_numpy() -> None:
     values = [1.0, 2.0, 3.0, 4.0]
-    assert analysis.percentile(values, 50) == 2.5
-    assert analysis.percentile(values, 95) == pytest.approx(3.85)
-    assert analysis.percentile([7.0], 95) == 7.0
-    assert analysis.percentile([], 50) is None
+    assert fields.percentile(values, 50) == 2.5
+    assert fields.percentile(values, 95) == pytest.approx(3.85)
+    assert fields.percentile([7.0], 95) == 7.0
+    assert fields.percentile([], 50) is None
 
 
 def test_reader_reports_progress_summing_to_the_file_size(tmp_path: Path) -> None:
@@ -244,7 +247,7 @@ def test_reader_reports_progress_summing_to_the_file_size(tmp_path: Path) -> Non
     busy_session(log_dir, gen.START, seed=3, n=4000)
     path = next(log_dir.glob("*_provisioning.jsonl"))
     seen: list[int] = []
-    reader = analysis.Reader(progress=seen.append)
+    reader = Reader(progress=seen.append)
     lines = sum(1 for _ in reader.lines(path))
     assert lines == len(path.read_bytes().splitlines())
     assert len(seen) > 1  # reported while reading, not only at the end
@@ -270,7 +273,7 @@ def test_block_fast_path_is_used_on_plain_logs_and_matches_jq(
 
 def test_block_fast_path_declines_blocks_it_cannot_prove(tmp_path: Path) -> None:
     plain = b'{"seq":1,"operation":"a","duration_ms":2.5,"success":true}\n'
-    assert analysis.chunk_aggregate(plain) is not None
+    assert fastpath.chunk_aggregate(plain) is not None
     for block in (
         plain + b"\n",  # a blank line
         plain + b'{"seq":2,"labels":{"operation":"x"},"operation":"a"}\n',  # key inside a nested object
@@ -279,7 +282,7 @@ def test_block_fast_path_declines_blocks_it_cannot_prove(tmp_path: Path) -> None
         plain + b'{"seq":5,"success":true,"duration_ms":1}\n',  # duration without an operation
         plain + b'{"seq":6,"operation":"a","success":false}\n',  # success without a duration
     ):
-        assert analysis.chunk_aggregate(block) is None
+        assert fastpath.chunk_aggregate(block) is None
 
 
 def test_report_with_worker_processes_equals_in_process(
@@ -287,14 +290,14 @@ def test_report_with_worker_processes_equals_in_process(
 ) -> None:
     log_dir = tmp_path / "logs"
     busy_session(log_dir, gen.START, seed=9, n=3000, decoy=False)
-    sessions = analysis.discover_sessions(log_dir)
-    single = analysis.build_report(analysis.Reader(), sessions, workers=1)
-    monkeypatch.setattr(analysis, "PARALLEL_MIN_BYTES", 0)
+    sessions = discover_sessions(log_dir)
+    single = analysis_report.build_report(Reader(), sessions, workers=1)
+    monkeypatch.setattr(analysis_report, "PARALLEL_MIN_BYTES", 0)
     seen: list[int] = []
     # Small blocks so that several workers share the file.
-    real_bounds = analysis._block_bounds
-    monkeypatch.setattr(analysis, "_block_bounds", lambda path, size, block: real_bounds(path, size, 64 * 1024))
-    parallel = analysis.build_report(analysis.Reader(progress=seen.append), sessions, workers=2)
+    real_bounds = analysis_report._block_bounds
+    monkeypatch.setattr(analysis_report, "_block_bounds", lambda path, size, block: real_bounds(path, size, 64 * 1024))
+    parallel = analysis_report.build_report(Reader(progress=seen.append), sessions, workers=2)
     assert parallel["operations"] == single["operations"]
     assert parallel["average_provisioning_ms"] == jq_average(list(log_dir.glob("*_provisioning.jsonl")))
     assert sum(seen) >= next(log_dir.glob("*_provisioning.jsonl")).stat().st_size

@@ -11,7 +11,7 @@ import pytest
 from debuglog_helpers import FakeClock
 
 from aceorch.config import Settings
-from aceorch.debuglog import DebugLog
+from aceorch.debuglog.writer import DebugLog
 
 SettingsFactory = Callable[..., Settings]
 

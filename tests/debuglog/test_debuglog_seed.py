@@ -16,7 +16,9 @@ import pytest
 from debuglog_helpers import FakeClock
 
 from aceorch import aiokits
-from aceorch.debuglog import CATEGORIES, DebugLog, StressMonitor
+from aceorch.debuglog.records import CATEGORIES
+from aceorch.debuglog.stress import StressMonitor
+from aceorch.debuglog.writer import DebugLog
 
 JQ = "/usr/bin/jq"
 

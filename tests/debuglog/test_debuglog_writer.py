@@ -15,7 +15,10 @@ import pytest
 from debuglog_helpers import FakeClock, read_jsonl, session_records, wait_for
 
 from aceorch import aiokits
-from aceorch.debuglog import CATEGORIES, DebugLog, StressMonitor, records
+from aceorch.debuglog import records
+from aceorch.debuglog.records import CATEGORIES
+from aceorch.debuglog.stress import StressMonitor
+from aceorch.debuglog.writer import DebugLog
 from aceorch.debuglog import writer as writer_mod
 from aceorch.errors import DebugDirError
 

@@ -1,30 +1,11 @@
-"""Debug mode: JSONL records per category (``writer``), stress detectors (``stress``), bundles (``bundle``).
+"""Debug mode, the writing side: JSONL records per category, stress detectors and session bundles.
 
-The record schema lives in ``records`` so that the offline analysis (``analysis``) can read the files without
-importing the service. ``DebugLog`` and ``StressMonitor`` are imported lazily for the same reason: importing
-``aceorch.debuglog.analysis`` must not pull in the settings machinery. See spec/debug-log.md.
+* ``records``: the record schema and file-name rules, and the one place session files are found;
+* ``writer``: :class:`~aceorch.debuglog.writer.DebugLog`, the writer (with ``session``, ``masking`` and
+  ``retention``);
+* ``stress``: :class:`~aceorch.debuglog.stress.StressMonitor`, the stress detectors;
+* ``bundle``: the ``tar.gz`` of one session served by the API.
+
+Reading and analysing the files is :mod:`aceorch.analysis`, which imports ``records`` only. Import the
+submodule you need; this package imports nothing, so that reading the schema never loads the settings.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-from aceorch.debuglog.records import CATEGORIES, SEVERITIES
-
-if TYPE_CHECKING:
-    from aceorch.debuglog.stress import StressMonitor
-    from aceorch.debuglog.writer import DebugLog
-
-__all__ = ["CATEGORIES", "SEVERITIES", "DebugLog", "StressMonitor"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "DebugLog":
-        from aceorch.debuglog.writer import DebugLog
-
-        return DebugLog
-    if name == "StressMonitor":
-        from aceorch.debuglog.stress import StressMonitor
-
-        return StressMonitor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,10 @@
-"""The debug-log record schema (debug-log.md): shared by the writer, the stress detectors, the analysis CLI.
+"""The debug-log record schema: names, shapes and file-name rules, and the one place sessions are found.
 
 A debug session is a set of JSONL files, one per category, named ``<session_id>_<category>.jsonl``. Each
 line is one record that starts with the common fields (:class:`CommonFields`) and then carries the fields of
-its kind. This module holds only names, shapes and file-name rules (standard library only), so that
-``debuglog.analysis`` can read a folder of logs without importing the service.
+its kind. Shared by the writer (retention), the stress detectors and :mod:`aceorch.analysis`, which may
+import this module and nothing else of ``debuglog``; it therefore depends on the standard library only, so
+that a copied log folder can be read without the service.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "Severity",
     "SESSION_ID_RE",
     "FILE_NAME_RE",
+    "ANY_FILE_NAME_RE",
     "COMMON_FIELDS",
     "SESSION_OPERATIONS",
     "PROVISIONING_OPERATIONS",
@@ -64,6 +66,8 @@ SEVERITIES: Final[tuple[Severity, ...]] = ("info", "warning", "critical")
 SESSION_ID_RE: Final = re.compile(r"^\d{8}_\d{6}(?:_\d+)?$")
 #: ``<session_id>_<category>.jsonl``; group 1 is the session id, group 2 the category.
 FILE_NAME_RE: Final = re.compile(r"^(\d{8}_\d{6}(?:_\d+)?)_(" + "|".join(CATEGORIES) + r")\.jsonl$")
+#: The same layout with any category name: a proxy's own files may have categories of their own.
+ANY_FILE_NAME_RE: Final = re.compile(r"^(\d{8}_\d{6}(?:_\d+)?)_([a-z][a-z_]*)\.jsonl$")
 
 #: The fields every record starts with, in this order (``request_id``/``trace_id`` follow when a request
 #: caused it).
@@ -114,7 +118,7 @@ STOP_REASONS: Final = (
     "shutdown",
 )
 
-#: ``event_type`` of the stress records (debug-log.md "Stress situations"), with their severities.
+#: ``event_type`` of the stress records, with their severities.
 STRESS_EVENT_TYPES: Final[dict[str, Severity]] = {
     "slow_provisioning": "warning",
     "vpn_disconnection": "critical",
@@ -150,6 +154,8 @@ class CommonFields(_Common, total=False):
 
 
 class SessionStartRecord(CommonFields, total=False):
+    """``session_start``: the first record of a session, with the effective (masked) config."""
+
     operation: Literal["session_start"]
     version: str
     runtime: str
@@ -161,6 +167,8 @@ class SessionStartRecord(CommonFields, total=False):
 
 
 class SessionEndRecord(CommonFields, total=False):
+    """``session_end``: the last record of a session that was closed cleanly."""
+
     operation: Literal["session_end"]
     #: Records written per category (this record excluded).
     records: dict[str, int]
@@ -170,6 +178,8 @@ class SessionEndRecord(CommonFields, total=False):
 
 
 class ProvisioningRecord(CommonFields, total=False):
+    """A ``provisioning`` record: one step of starting or stopping an engine."""
+
     operation: str
     container_id: str | None
     container_name: str | None
@@ -184,10 +194,12 @@ class ProvisioningRecord(CommonFields, total=False):
 
 
 class StressRecord(CommonFields, total=False):
+    """A ``stress`` record: a stress situation began (or, for ``slow_provisioning``, happened)."""
+
     event_type: str
     severity: Severity
     description: str
-    # Extra fields by event type (debug-log.md table).
+    # Extra fields, by event type.
     container_id: str | None
     operation: str
     duration_ms: float
@@ -211,6 +223,8 @@ class StressRecord(CommonFields, total=False):
 
 
 class StressResolvedRecord(CommonFields, total=False):
+    """``<event_type>_resolved``: a stress situation cleared."""
+
     event_type: str  # "<event_type>_resolved"
     severity: Severity  # always "info"
     description: str
@@ -222,6 +236,8 @@ class StressResolvedRecord(CommonFields, total=False):
 
 
 class ErrorRecord(CommonFields, total=False):
+    """An ``errors`` record: an exception a component caught and recorded."""
+
     component: str
     operation: str
     error_type: str
@@ -234,9 +250,12 @@ def session_file_name(session_id: str, category: str) -> str:
     return f"{session_id}_{category}.jsonl"
 
 
-def parse_file_name(name: str) -> tuple[str, str] | None:
-    """``(session_id, category)`` of an aceorch debug file name, or None for any other file."""
-    m = FILE_NAME_RE.match(name)
+def parse_file_name(name: str, *, any_category: bool = False) -> tuple[str, str] | None:
+    """``(session_id, category)`` of an aceorch debug file name, or None for any other file.
+
+    ``any_category`` also accepts category names this version does not write (``[a-z][a-z_]*``).
+    """
+    m = (ANY_FILE_NAME_RE if any_category else FILE_NAME_RE).match(name)
     return (m.group(1), m.group(2)) if m else None
 
 
@@ -255,20 +274,42 @@ class SessionFiles:
 
     @property
     def paths(self) -> list[Path]:
+        """The files of the categories this version writes, in :data:`CATEGORIES` order."""
         return [self.files[c] for c in CATEGORIES if c in self.files]
 
+    @property
+    def size(self) -> int:
+        """Bytes on disk of every file of the session (files that vanished count as empty)."""
+        total = 0
+        for path in self.files.values():
+            try:
+                total += path.stat().st_size
+            except OSError:
+                pass
+        return total
 
-def scan_sessions(directory: str | Path) -> list[SessionFiles]:
+    def path(self, category: str) -> Path | None:
+        """The file of ``category``, or None when the session has none."""
+        return self.files.get(category)
+
+
+def scan_sessions(
+    directory: str | Path, *, any_category: bool = False, files_only: bool = False
+) -> list[SessionFiles]:
     """Every aceorch session in ``directory``, oldest first. Other files are ignored; a missing folder is
-    empty."""
+    empty.
+
+    ``any_category`` also takes files of categories this version does not write; ``files_only`` skips
+    entries that are not regular files (a directory or a dangling link with a session file's name).
+    """
     sessions: dict[str, SessionFiles] = {}
     try:
         entries = list(Path(directory).iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return []
     for path in entries:
-        parsed = parse_file_name(path.name)
-        if parsed is None:
+        parsed = parse_file_name(path.name, any_category=any_category)
+        if parsed is None or (files_only and not path.is_file()):
             continue
         sid, category = parsed
         sessions.setdefault(sid, SessionFiles(sid)).files[category] = path

@@ -1,10 +1,7 @@
 """``aceorch debug diagnose``: the seed's "Example Output Analysis" and "Common Patterns", automatically.
 
-One streaming pass per category, in an order chosen so that each pass can classify its records with
-what the earlier ones found: session (thresholds), vpn + stress (outages), circuit_breaker, errors,
-provisioning (kept as compact tuples: slow starts and failures only, plus counts), then health (which needs
-the started engines). Then a handful of rules each turn that evidence into a :class:`Finding` with a causal
-chain and the settings to change. Rules, in the seed's terms:
+A handful of rules each turn the evidence of :mod:`aceorch.analysis.evidence` into a :class:`Finding` with a
+causal chain and the settings to change. Rules, in the seed's terms:
 
 * VPN drop → slow provisioning → unhealthy engines (Finding 1–3, Pattern 1).
 * Circuit breaker opened, with the error of the failure that started its streak (Pattern 2).
@@ -17,239 +14,38 @@ chain and the settings to change. Rules, in the seed's terms:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from aceorch.debuglog.analysis import (
-    Outage,
-    Reader,
-    Record,
-    Session,
-    config_value,
-    health_cycles,
-    session_config,
-    slow_threshold_ms,
-    ts_seconds,
-    unhealthy_ratio,
-    vpn_outages,
+from aceorch.analysis.evidence import (
+    EVIDENCE_CAP,
+    Evidence,
+    Finding,
+    Start,
+    collect,
+    fmt_s,
+    hms,
+    in_windows,
+    outage_windows,
 )
+from aceorch.analysis.fields import Record, ts_seconds
+from aceorch.analysis.reader import Reader
+from aceorch.analysis.sessions import Session
+from aceorch.analysis.signals import Outage
+from aceorch.analysis.thresholds import config_value
 
 __all__ = ["Finding", "diagnose", "NO_PROBLEMS"]
 
 NO_PROBLEMS = "No problems found"
 
-# After a VPN outage ends, effects still count as caused by it for this long (engines restart after the
-# stabilisation window, and a start that began in the outage finishes up to STARTUP_TIMEOUT_S later).
-_VPN_AFTERMATH_S = 120.0
-_EVIDENCE_CAP = 10
-_KEEP_CAP = 100_000
 
-_START_OUTCOMES = {
-    "start_acestream_success": True,
-    "start_container_success": True,
-    "start_acestream_failed": False,
-    "start_container_failed": False,
-}
-
-
-@dataclass
-class Finding:
-    """One diagnosed problem: what, when, why (a causal chain), the evidence, and the settings to change."""
-
-    kind: str
-    severity: str
-    title: str
-    chain: list[str]
-    evidence: list[dict[str, Any]]
-    settings: list[dict[str, str]]
-    first_seen: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "severity": self.severity,
-            "title": self.title,
-            "summary": "; ".join(self.chain),
-            "chain": self.chain,
-            "first_seen": self.first_seen,
-            "evidence": self.evidence,
-            "settings": self.settings,
-        }
-
-
-@dataclass(frozen=True)
-class _Start:
-    t_end: float
-    t_begin: float
-    timestamp: str
-    operation: str
-    duration_ms: float | None
-    success: bool
-    reason: str | None
-    error: str | None
-    container: str | None
-
-
-@dataclass
-class _Evidence:
-    threshold_ms: float = 17500.0
-    unhealthy_ratio: float = 0.3
-    config: dict[str, Any] = field(default_factory=dict)
-    outages: list[Outage] = field(default_factory=list)
-    stress: list[Record] = field(default_factory=list)
-    breaker_opens: list[Record] = field(default_factory=list)
-    errors: list[Record] = field(default_factory=list)
-    error_count: int = 0
-    starts_total: int = 0
-    starts_ok: int = 0
-    slow: list[_Start] = field(default_factory=list)
-    slow_count: int = 0
-    failures: list[_Start] = field(default_factory=list)
-    failure_count: int = 0
-    # successes' end times (for "last success before the breaker opened")
-    success_times: list[float] = field(default_factory=list)
-    started: dict[str, _Start] = field(default_factory=dict)
-    probe_trouble: dict[str, Record] = field(default_factory=dict)
-    health_peaks: list[tuple[float, str, int, int]] = field(default_factory=list)
-    slow_perf: int = 0
-    last_t: float = 0.0
-
-
-def _hms(ts: str | None) -> str:
-    return ts[11:19] if isinstance(ts, str) and len(ts) >= 19 else "?"
-
-
-def _fmt_s(ms: float | None) -> str:
-    return "?" if ms is None else f"{ms / 1000.0:.2f}s"
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _collect(reader: Reader, sessions: Sequence[Session]) -> _Evidence:
-    ev = _Evidence()
-    ev.config = session_config(reader, sessions)
-    ev.threshold_ms = slow_threshold_ms(ev.config)
-    ev.unhealthy_ratio = unhealthy_ratio(ev.config)
-
-    signals: list[Record] = []
-    for category, record in reader.merged(sessions, ("vpn", "stress")):
-        if category == "stress":
-            if len(ev.stress) < _KEEP_CAP:
-                ev.stress.append(record)
-            kind = record.get("event_type")
-            if kind in ("circuit_breaker_opened", "circuit_breaker_reopened"):
-                ev.breaker_opens.append(record)
-        kind = record.get("operation") or record.get("event_type")
-        if kind in ("transition", "health_check", "vpn_disconnection", "vpn_recovered"):
-            signals.append(record)
-    ev.outages = vpn_outages(signals)
-
-    if not ev.breaker_opens:
-        for _c, record in reader.merged(sessions, ("circuit_breaker",)):
-            state = record.get("to") or record.get("state") or record.get("new_state")
-            if state == "open":
-                ev.breaker_opens.append(record)
-
-    for _c, record in reader.merged(sessions, ("errors",)):
-        ev.error_count += 1
-        if len(ev.errors) < _EVIDENCE_CAP:
-            ev.errors.append(record)
-
-    for session in sessions:
-        path = session.path("provisioning")
-        if path is None:
-            continue
-        for record in reader.records(path, needle=b"start_"):
-            outcome = _START_OUTCOMES.get(str(record.get("operation")))
-            if outcome is None:
-                continue
-            t_end = ts_seconds(record.get("timestamp"))
-            if t_end is None:
-                continue
-            duration = _num(record.get("duration_ms"))
-            container = record.get("container_name") or record.get("container_id")
-            start = _Start(
-                t_end=t_end,
-                t_begin=t_end - (duration or 0.0) / 1000.0,
-                timestamp=str(record.get("timestamp")),
-                operation=str(record.get("operation")),
-                duration_ms=duration,
-                success=outcome,
-                reason=record.get("reason") if isinstance(record.get("reason"), str) else None,
-                error=record.get("error") if isinstance(record.get("error"), str) else None,
-                container=str(container) if container else None,
-            )
-            ev.starts_total += 1
-            ev.last_t = max(ev.last_t, t_end)
-            if outcome:
-                ev.starts_ok += 1
-                if len(ev.success_times) < _KEEP_CAP:
-                    ev.success_times.append(t_end)
-                for key in (record.get("container_id"), record.get("container_name")):
-                    if isinstance(key, str) and key and len(ev.started) < _KEEP_CAP:
-                        ev.started[key] = start
-                if duration is not None and duration > ev.threshold_ms:
-                    ev.slow_count += 1
-                    if len(ev.slow) < _KEEP_CAP:
-                        ev.slow.append(start)
-            else:
-                ev.failure_count += 1
-                if len(ev.failures) < _KEEP_CAP:
-                    ev.failures.append(start)
-
-    health: list[Record] = []
-    for _c, record in reader.merged(sessions, ("health",)):
-        op = record.get("operation")
-        if op == "health_monitor_cycle":
-            health.append(record)
-            continue
-        trouble = op == "probe_failed" or (
-            op == "status_transition" and str(record.get("to", "")).lower() == "unhealthy"
-        )
-        if not trouble:
-            continue
-        for key in (record.get("container_id"), record.get("container_name")):
-            if isinstance(key, str) and key in ev.started:
-                ev.probe_trouble.setdefault(key, record)
-                break
-    for cycle in health_cycles(health):
-        ev.last_t = max(ev.last_t, cycle.t)
-        if cycle.total and cycle.unhealthy / cycle.total > ev.unhealthy_ratio:
-            ev.health_peaks.append((cycle.t, cycle.timestamp, cycle.unhealthy, cycle.total))
-    return ev
-
-
-def _windows(ev: _Evidence) -> list[tuple[float, float, Outage]]:
-    end_default = ev.last_t or 0.0
-    out = []
-    for outage in ev.outages:
-        start = outage.start_s()
-        end = outage.end_s(max(end_default, start))
-        out.append((start, end + _VPN_AFTERMATH_S, outage))
-    return out
-
-
-def _in_windows(t0: float, t1: float, windows: list[tuple[float, float, Outage]]) -> bool:
-    return any(t0 <= w1 and t1 >= w0 for w0, w1, _o in windows)
-
-
-def _vpn_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) -> Finding | None:
+def _vpn_finding(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> Finding | None:
     if not windows:
         return None
     chains: list[tuple[int, list[str], str]] = []
     evidence: list[dict[str, Any]] = []
     for w0, w1, outage in windows:
         chain = [
-            f"VPN disconnected at {_hms(outage.start)}" + (f" ({outage.signal})" if outage.signal else "")
+            f"VPN disconnected at {hms(outage.start)}" + (f" ({outage.signal})" if outage.signal else "")
         ]
         score = 0
         slow = [s for s in ev.slow if s.t_begin <= w1 and s.t_end >= w0]
@@ -259,8 +55,8 @@ def _vpn_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) -> F
             lag = first.t_end - w0
             chain.append(
                 f"provisioning slowed {lag:.0f} s later: {len(slow)} start(s) over the "
-                f"{_fmt_s(ev.threshold_ms)} threshold "
-                f"(worst {_fmt_s(worst.duration_ms)} at {_hms(worst.timestamp)})"
+                f"{fmt_s(ev.threshold_ms)} threshold "
+                f"(worst {fmt_s(worst.duration_ms)} at {hms(worst.timestamp)})"
             )
             score += 1
             evidence.append(
@@ -279,7 +75,7 @@ def _vpn_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) -> F
             worst_peak = max(peaks, key=lambda p: p[2] / p[3])
             pct = 100.0 * worst_peak[2] / worst_peak[3]
             chain.append(
-                f"{pct:.0f}% of engines turned unhealthy at {_hms(worst_peak[1])} "
+                f"{pct:.0f}% of engines turned unhealthy at {hms(worst_peak[1])} "
                 f"({worst_peak[2]}/{worst_peak[3]})"
             )
             score += 1
@@ -300,7 +96,7 @@ def _vpn_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) -> F
             if stress_peaks:
                 r = stress_peaks[0]
                 chain.append(
-                    f"{r.get('description') or 'engines turned unhealthy'} at {_hms(r.get('timestamp'))}"
+                    f"{r.get('description') or 'engines turned unhealthy'} at {hms(r.get('timestamp'))}"
                 )
                 score += 1
                 evidence.append(
@@ -311,7 +107,7 @@ def _vpn_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) -> F
                     }
                 )
         if outage.end:
-            chain.append(f"VPN recovered at {_hms(outage.end)} after {_fmt_s(outage.duration_ms)}")
+            chain.append(f"VPN recovered at {hms(outage.end)} after {fmt_s(outage.duration_ms)}")
         else:
             chain.append("VPN still down at the end of the log")
         evidence.insert(
@@ -319,7 +115,7 @@ def _vpn_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) -> F
             {
                 "timestamp": outage.start,
                 "type": "vpn_outage",
-                "detail": f"until {outage.end or 'end of log'} ({_fmt_s(outage.duration_ms)})",
+                "detail": f"until {outage.end or 'end of log'} ({fmt_s(outage.duration_ms)})",
             },
         )
         chains.append((score, chain, outage.start))
@@ -338,7 +134,7 @@ def _vpn_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) -> F
         severity=severity,
         title=title,
         chain=best[1],
-        evidence=evidence[:_EVIDENCE_CAP],
+        evidence=evidence[:EVIDENCE_CAP],
         first_seen=chains[0][2],
         settings=[
             {
@@ -357,7 +153,7 @@ def _vpn_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) -> F
     )
 
 
-def _breaker_finding(ev: _Evidence) -> Finding | None:
+def _breaker_finding(ev: Evidence) -> Finding | None:
     if not ev.breaker_opens:
         return None
     first_open = ev.breaker_opens[0]
@@ -371,7 +167,7 @@ def _breaker_finding(ev: _Evidence) -> Finding | None:
     if streak:
         first = streak[0]
         chain.append(
-            f"first failure at {_hms(first.timestamp)}: {first.error or 'no error text'} "
+            f"first failure at {hms(first.timestamp)}: {first.error or 'no error text'} "
             f"(reason {first.reason or '?'})"
         )
         chain.append(f"{len(streak)} consecutive failed start(s)")
@@ -384,7 +180,7 @@ def _breaker_finding(ev: _Evidence) -> Finding | None:
         )
     count = first_open.get("failure_count")
     chain.append(
-        f"circuit breaker '{op_type}' opened at {_hms(first_open.get('timestamp'))}"
+        f"circuit breaker '{op_type}' opened at {hms(first_open.get('timestamp'))}"
         + (f" after {count} failures" if count is not None else "")
     )
     evidence.append(
@@ -424,13 +220,13 @@ def _breaker_finding(ev: _Evidence) -> Finding | None:
     )
 
 
-def _capacity_finding(ev: _Evidence) -> Finding | None:
+def _capacity_finding(ev: Evidence) -> Finding | None:
     refused = [f for f in ev.failures if f.reason in ("max_capacity", "port_pool_exhausted")]
     stress = [r for r in ev.stress if r.get("event_type") == "capacity_exhausted"]
     if not refused and not stress:
         return None
     first_ts = min([f.timestamp for f in refused] + [str(r.get("timestamp")) for r in stress])
-    chain = [f"provisioning refused for capacity from {_hms(first_ts)}"]
+    chain = [f"provisioning refused for capacity from {hms(first_ts)}"]
     evidence: list[dict[str, Any]] = []
     pool = any(f.reason == "port_pool_exhausted" for f in refused)
     if refused:
@@ -472,8 +268,8 @@ def _capacity_finding(ev: _Evidence) -> Finding | None:
 _GATED = frozenset({"circuit_breaker", "max_capacity", "port_pool_exhausted", "vpn_disconnected"})
 
 
-def _slow_findings(ev: _Evidence, windows: list[tuple[float, float, Outage]]) -> list[Finding]:
-    slow_outside = [s for s in ev.slow if not _in_windows(s.t_begin, s.t_end, windows)]
+def _slow_findings(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> list[Finding]:
+    slow_outside = [s for s in ev.slow if not in_windows(s.t_begin, s.t_end, windows)]
     ok_outside = ev.starts_ok - (len(ev.slow) - len(slow_outside))
     timeouts = [f for f in ev.failures if f.reason == "startup_timeout"]
     crashes = [f for f in ev.failures if f.reason in ("engine_exited", "image_not_found")]
@@ -489,14 +285,14 @@ def _slow_findings(ev: _Evidence, windows: list[tuple[float, float, Outage]]) ->
                 title="Everything is slow and nothing failed: resource contention",
                 chain=[
                     f"{len(slow_outside)} of {ok_outside} provisions ({pct:.0f}%) took longer than "
-                    f"{_fmt_s(ev.threshold_ms)} (median {_fmt_s(durations[len(durations) // 2])}, "
-                    f"worst {_fmt_s(durations[-1])})",
+                    f"{fmt_s(ev.threshold_ms)} (median {fmt_s(durations[len(durations) // 2])}, "
+                    f"worst {fmt_s(durations[-1])})",
                     "no VPN outage, breaker, failed start or error record explains it",
                     "the Docker host is short of CPU, memory or disk I/O",
                 ],
                 evidence=[
                     {"timestamp": s.timestamp, "type": s.operation, "detail": f"duration_ms={s.duration_ms}"}
-                    for s in slow_outside[:_EVIDENCE_CAP]
+                    for s in slow_outside[:EVIDENCE_CAP]
                 ],
                 first_seen=slow_outside[0].timestamp,
                 settings=[
@@ -516,9 +312,9 @@ def _slow_findings(ev: _Evidence, windows: list[tuple[float, float, Outage]]) ->
         if slow_outside:
             worst = max(slow_outside, key=lambda s: s.duration_ms or 0.0)
             chain.append(
-                f"{len(slow_outside)} provision(s) took longer than {_fmt_s(ev.threshold_ms)} "
-                f"outside any VPN outage (first at {_hms(slow_outside[0].timestamp)}, "
-                f"worst {_fmt_s(worst.duration_ms)})"
+                f"{len(slow_outside)} provision(s) took longer than {fmt_s(ev.threshold_ms)} "
+                f"outside any VPN outage (first at {hms(slow_outside[0].timestamp)}, "
+                f"worst {fmt_s(worst.duration_ms)})"
             )
             evidence.extend(
                 {"timestamp": s.timestamp, "type": s.operation, "detail": f"duration_ms={s.duration_ms}"}
@@ -531,7 +327,7 @@ def _slow_findings(ev: _Evidence, windows: list[tuple[float, float, Outage]]) ->
             chain.append(
                 "start failures: "
                 + ", ".join(f"{n}× {reason}" for reason, n in sorted(by_reason.items()))
-                + f" (first at {_hms(timeouts[0].timestamp)}: {timeouts[0].error or 'no error text'})"
+                + f" (first at {hms(timeouts[0].timestamp)}: {timeouts[0].error or 'no error text'})"
             )
             evidence.extend(
                 {
@@ -555,7 +351,7 @@ def _slow_findings(ev: _Evidence, windows: list[tuple[float, float, Outage]]) ->
                 severity="warning",
                 title="Slow image pull or engine startup",
                 chain=chain,
-                evidence=evidence[:_EVIDENCE_CAP],
+                evidence=evidence[:EVIDENCE_CAP],
                 first_seen=min([s.timestamp for s in slow_outside[:1]] + [f.timestamp for f in timeouts[:1]]),
                 settings=settings,
             )
@@ -579,13 +375,13 @@ def _slow_findings(ev: _Evidence, windows: list[tuple[float, float, Outage]]) ->
                 chain=[
                     "start failures: "
                     + ", ".join(f"{n}× {reason}" for reason, n in sorted(by_reason.items()))
-                    + f" (first at {_hms(crashes[0].timestamp)}: {crashes[0].error or 'no error text'})",
+                    + f" (first at {hms(crashes[0].timestamp)}: {crashes[0].error or 'no error text'})",
                     "the engine process ends during startup, or its image is missing: a configuration or image "
                     "problem, not load",
                 ],
                 evidence=[
                     {"timestamp": f.timestamp, "type": f.operation, "detail": f"reason={f.reason} error={f.error!r}"}
-                    for f in crashes[:_EVIDENCE_CAP]
+                    for f in crashes[:EVIDENCE_CAP]
                 ],
                 first_seen=crashes[0].timestamp,
                 settings=crash_settings,
@@ -594,13 +390,13 @@ def _slow_findings(ev: _Evidence, windows: list[tuple[float, float, Outage]]) ->
     return findings
 
 
-def _hanging_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) -> Finding | None:
-    hanging: list[tuple[str, _Start, Record]] = []
+def _hanging_finding(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> Finding | None:
+    hanging: list[tuple[str, Start, Record]] = []
     seen: set[int] = set()
     for key, record in ev.probe_trouble.items():
         start = ev.started[key]
         t = ts_seconds(record.get("timestamp"))
-        if t is None or t < start.t_end or _in_windows(t, t, windows) or id(start) in seen:
+        if t is None or t < start.t_end or in_windows(t, t, windows) or id(start) in seen:
             continue
         seen.add(id(start))
         hanging.append((key, start, record))
@@ -615,8 +411,8 @@ def _hanging_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) 
         title="Engines hang after a successful start",
         chain=[
             f"{len(hanging)} engine(s) started fine and then failed their health probes",
-            f"first: {start.container or key} ready at {_hms(start.timestamp)} "
-            f"(took {_fmt_s(start.duration_ms)}), probes failing {after:.0f} s later",
+            f"first: {start.container or key} ready at {hms(start.timestamp)} "
+            f"(took {fmt_s(start.duration_ms)}), probes failing {after:.0f} s later",
             "no VPN outage at that time",
         ],
         evidence=[
@@ -625,7 +421,7 @@ def _hanging_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) 
                 "type": str(r.get("operation")),
                 "detail": f"{s.container or k}: {r.get('error') or r.get('to') or ''}",
             }
-            for k, s, r in hanging[:_EVIDENCE_CAP]
+            for k, s, r in hanging[:EVIDENCE_CAP]
         ],
         first_seen=str(record.get("timestamp")),
         settings=[
@@ -641,8 +437,8 @@ def _hanging_finding(ev: _Evidence, windows: list[tuple[float, float, Outage]]) 
 
 def diagnose(reader: Reader, sessions: Sequence[Session]) -> dict[str, Any]:
     """Findings (most severe first) with evidence, causal chains and settings; or ``No problems found``."""
-    ev = _collect(reader, sessions)
-    windows = _windows(ev)
+    ev = collect(reader, sessions)
+    windows = outage_windows(ev)
     findings: list[Finding] = []
     for candidate in (_vpn_finding(ev, windows), _breaker_finding(ev), _capacity_finding(ev)):
         if candidate is not None:

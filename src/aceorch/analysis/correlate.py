@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aceorch.debuglog.analysis import Reader, Session, percentile, ts_seconds
+from aceorch.analysis.fields import number, percentile, text, ts_seconds
+from aceorch.analysis.reader import Reader
+from aceorch.analysis.sessions import Session
 
 __all__ = ["correlate", "WINDOW_S"]
 
@@ -57,16 +59,6 @@ class _Outcome:
     error: str | None
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _load_orchestrator(reader: Reader, sessions: Sequence[Session]) -> list[_Begin]:
     begins: list[_Begin] = []
     by_rid: dict[str, list[_Begin]] = {}
@@ -86,8 +78,8 @@ def _load_orchestrator(reader: Reader, sessions: Sequence[Session]) -> list[_Beg
                     t=t,
                     timestamp=str(record["timestamp"]),
                     operation=op,
-                    request_id=_str(record.get("request_id")),
-                    container=_str(record.get("container_name")),
+                    request_id=text(record.get("request_id")),
+                    container=text(record.get("container_name")),
                 )
                 begins.append(begin)
                 if begin.request_id:
@@ -99,13 +91,13 @@ def _load_orchestrator(reader: Reader, sessions: Sequence[Session]) -> list[_Beg
                     t=t,
                     timestamp=str(record["timestamp"]),
                     success=_OUTCOMES[op][1],
-                    duration_ms=_num(record.get("duration_ms")),
-                    container_name=_str(record.get("container_name")),
-                    container_id=_str(record.get("container_id")),
-                    reason=_str(record.get("reason")),
-                    error=_str(record.get("error")),
+                    duration_ms=number(record.get("duration_ms")),
+                    container_name=text(record.get("container_name")),
+                    container_id=text(record.get("container_id")),
+                    reason=text(record.get("reason")),
+                    error=text(record.get("error")),
                 )
-                outcomes.append((_OUTCOMES[op][0], outcome, _str(record.get("request_id"))))
+                outcomes.append((_OUTCOMES[op][0], outcome, text(record.get("request_id"))))
     begins.sort(key=lambda b: b.t)
     times = [b.t for b in begins]
     for begin_op, outcome, rid in outcomes:
@@ -165,7 +157,7 @@ def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> d
         if begin.request_id:
             by_rid.setdefault(begin.request_id, []).append(begin)
     proxy_rids = {
-        rid for item in proxy if (rid := _str(item["record"].get("request_id"))) is not None and rid in by_rid
+        rid for item in proxy if (rid := text(item["record"].get("request_id"))) is not None and rid in by_rid
     }
     times = [b.t for b in begins]
     span = (begins[0].t - 60.0, begins[-1].t + 60.0) if begins else None
@@ -174,7 +166,7 @@ def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> d
     for item in proxy:
         record = item["record"]
         t = item["t"]
-        rid = _str(record.get("request_id"))
+        rid = text(record.get("request_id"))
         match: _Begin | None = None
         method = "unmatched"
         if rid is not None and rid in by_rid:

@@ -20,19 +20,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aceorch.debuglog.analysis import (
-    HealthCycle,
-    Outage,
-    Reader,
-    Record,
-    Session,
-    build_report,
-    health_cycles,
-    session_config,
-    slow_threshold_ms,
-    ts_seconds,
-    vpn_outages,
-)
+from aceorch.analysis.fields import Record, ts_seconds
+from aceorch.analysis.reader import Reader
+from aceorch.analysis.report import build_report
+from aceorch.analysis.sessions import Session
+from aceorch.analysis.signals import HealthCycle, Outage, health_cycles, vpn_outages
+from aceorch.analysis.thresholds import session_config, slow_threshold_ms
 
 __all__ = ["render_html_report"]
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aceorch.debuglog.analysis import AnalysisError, Session, parse_session_time
+from aceorch.analysis.sessions import AnalysisError, Session, parse_session_time
 
 __all__ = ["parse_age", "archive_sessions", "prune_plan", "prune_sessions", "default_archive_name"]
 

@@ -1,0 +1,138 @@
+"""``aceorch debug correlate``, ``diagnose`` and ``html-report``: joined latencies, findings, a report page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from aceorch.analysis.correlate import correlate
+from aceorch.analysis.diagnose import NO_PROBLEMS, diagnose
+from aceorch.analysis.html import render_html_report
+from aceorch.cli.debug.common import (
+    DEFAULT_DIR,
+    AllOpt,
+    DirOpt,
+    JsonOpt,
+    SessionOpt,
+    console,
+    fail,
+    fmt_ms,
+    human_size,
+    open_reader,
+    pick_sessions,
+    print_json,
+)
+
+__all__ = ["correlate_cmd", "diagnose_cmd", "html_report_cmd"]
+
+
+def correlate_cmd(
+    proxy_dir: Annotated[Path, typer.Option("--proxy-dir", help="The proxy's debug log folder.")],
+    log_dir: DirOpt = DEFAULT_DIR,
+    session: SessionOpt = None,
+    all_sessions: AllOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Join proxy provision_request records with orchestrator starts; print each latency."""
+    if not proxy_dir.is_dir():
+        raise fail(f"proxy log folder not found: {proxy_dir}")
+    chosen = pick_sessions(log_dir, session, all_sessions)
+    with open_reader(chosen, ("provisioning",)) as reader:
+        result = correlate(reader, chosen, proxy_dir)
+    if as_json:
+        print_json(result)
+        return
+    out = console()
+    table = Table(title="Proxy request → orchestrator begin → engine ready")
+    for column in (
+        "proxy request",
+        "request id",
+        "matched by",
+        "orch begin",
+        "proxy→orch",
+        "begin→ready",
+        "total",
+        "outcome",
+    ):
+        table.add_column(column)
+    for r in result["requests"]:
+        table.add_row(
+            str(r["proxy_time"]),
+            str(r["request_id"] or ""),
+            r["method"],
+            str(r["orchestrator_begin"] or "–"),
+            fmt_ms(r["proxy_to_orchestrator_ms"], 1),
+            fmt_ms(r["begin_to_ready_ms"], 1),
+            fmt_ms(r["proxy_to_ready_ms"], 1),
+            str(r["outcome"] or "–"),
+        )
+    out.print(table)
+    m = result["matched"]
+    out.print(
+        f"{result['proxy_requests']} proxy request(s): {m['request_id']} by request_id, "
+        f"{m['time_window']} by the 1 s window, {m['unmatched']} unmatched; "
+        f"{result['orchestrator_starts_without_proxy_request']} orchestrator start(s) without a proxy request"
+    )
+    for name, stats in result["latency"].items():
+        if stats["count"]:
+            out.print(
+                f"  {name}: avg {fmt_ms(stats['avg_ms'], 1)} ms, p50 {fmt_ms(stats['p50_ms'], 1)} ms, "
+                f"p95 {fmt_ms(stats['p95_ms'], 1)} ms, max {fmt_ms(stats['max_ms'], 1)} ms"
+            )
+
+
+def diagnose_cmd(
+    log_dir: DirOpt = DEFAULT_DIR,
+    session: SessionOpt = None,
+    all_sessions: AllOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Findings with evidence, timestamps, a causal chain and the setting to change."""
+    chosen = pick_sessions(log_dir, session, all_sessions)
+    with open_reader(chosen) as reader:
+        result = diagnose(reader, chosen)
+    if as_json:
+        print_json(result)
+        return
+    out = console()
+    if not result["findings"]:
+        out.print(f"[green]{NO_PROBLEMS}[/green] in {', '.join(result['sessions'])}.")
+        return
+    colours = {"critical": "red", "warning": "yellow", "info": "blue"}
+    for index, finding in enumerate(result["findings"], 1):
+        colour = colours.get(finding["severity"], "white")
+        out.print(f"\n[bold {colour}]{index}. {finding['title']}[/] ({finding['severity']})")
+        for step in finding["chain"]:
+            out.print(f"   → {step}", markup=False)
+        if finding["evidence"]:
+            out.print("   Evidence:")
+            for e in finding["evidence"]:
+                out.print(
+                    f"     {e.get('timestamp')}  {e.get('type')}  {e.get('detail') or ''}", markup=False
+                )
+        out.print("   Change:")
+        for s in finding["settings"]:
+            out.print(f"     {s['name']}: {s['advice']}", markup=False)
+
+
+def html_report_cmd(
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")],
+    log_dir: DirOpt = DEFAULT_DIR,
+    session: SessionOpt = None,
+    all_sessions: AllOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """One self-contained HTML file with plots (no network loads)."""
+    chosen = pick_sessions(log_dir, session, all_sessions)
+    with open_reader(chosen, passes=2) as reader:
+        page = render_html_report(reader, chosen)
+    output.write_text(page, encoding="utf-8")
+    if as_json:
+        print_json(
+            {"output": str(output), "bytes": len(page.encode()), "sessions": [s.session_id for s in chosen]}
+        )
+    else:
+        console().print(f"wrote {output} ({human_size(len(page.encode()))})")
