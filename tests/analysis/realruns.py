@@ -28,7 +28,9 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from orchestrator_proc import Orchestrator, free_port, wait_until  # noqa: E402
+from orchestrator_proc import Orchestrator, free_port  # noqa: E402
+
+from support import wait_until  # noqa: E402
 
 __all__ = ["RealRun", "SCENARIOS", "REPORT_CATEGORIES", "run_scenario", "recorded", "timings", "records", "hms",
            "slow_threshold_ms", "ts"]

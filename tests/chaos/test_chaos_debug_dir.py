@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 from chaos_helpers import mount_tmpfs, run_of, umount
-from orchestrator_proc import Orchestrator, wait_until
+from orchestrator_proc import Orchestrator
+
+from support import wait_until
 
 pytestmark = pytest.mark.chaos
 

@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import pytest
 from chaos_helpers import run_of
-from orchestrator_proc import Orchestrator, wait_until
+from orchestrator_proc import Orchestrator
+
+from support import wait_until
 
 pytestmark = pytest.mark.chaos
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from chaos_helpers import run_of
-from orchestrator_proc import Orchestrator, wait_until
+from orchestrator_proc import Orchestrator
+
+from support import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.docker]
 

@@ -12,7 +12,9 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from orchestrator_proc import free_port, wait_until  # noqa: E402
+from orchestrator_proc import free_port  # noqa: E402
+
+from support import wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

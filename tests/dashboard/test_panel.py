@@ -10,8 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from aceorch_live import API_KEY, AUTH, LiveServer, poll, port_refuses
+from aceorch_live import API_KEY, AUTH, LiveServer, port_refuses
 from playwright.sync_api import Dialog, Page, expect
+
+from support import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -118,7 +120,7 @@ def test_deleting_an_engine_from_the_panel_stops_it(live: Callable[..., LiveServ
     expect(page.get_by_test_id("engine-row")).to_have_attribute("data-id", e2["container_id"])
     assert e1["container_name"] in dialogs[0]
     assert srv.engine_ids() == [e2["container_id"]]
-    poll(lambda: port_refuses(e1["host_http_port"]), "the deleted engine's port to refuse connections")
+    wait_until(lambda: port_refuses(e1["host_http_port"]), "the deleted engine's port to refuse connections")
     assert not port_refuses(e2["host_http_port"])
     assert srv.stream(stream["id"])["end_reason"] == "engine_deleted"
     expect(page.get_by_test_id("error-banner")).to_be_hidden()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,11 +33,3 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def session_records(directory: Path, session_id: str, category: str) -> list[dict[str, Any]]:
     return read_jsonl(directory / f"{session_id}_{category}.jsonl")
 
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll ``condition`` until it holds (or fail after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.005)

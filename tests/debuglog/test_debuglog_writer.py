@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from debuglog_helpers import FakeClock, read_jsonl, session_records, wait_for
+from debuglog_helpers import FakeClock, read_jsonl, session_records
 
 from aceorch import aiokits
 from aceorch.debuglog import records
@@ -21,6 +21,7 @@ from aceorch.debuglog.stress import StressMonitor
 from aceorch.debuglog.writer import DebugLog
 from aceorch.debuglog import writer as writer_mod
 from aceorch.errors import DebugDirError
+from support import wait_until
 
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
@@ -204,7 +205,8 @@ def test_a_full_queue_drops_the_oldest_records_and_counts_them(make_settings: An
         assert [r["i"] for r in recs] == list(range(15, 25))
         assert log.status()["entries_dropped"] == 15
         # the writer thread reports the drops to the stress monitor, then their end
-        wait_for(lambda: any(e["event_type"] == "debug_log_backpressure_resolved" for e in events))
+        wait_until(lambda: any(e["event_type"] == "debug_log_backpressure_resolved" for e in events),
+                   "the backpressure_resolved stress event", timeout=5.0)
         fired = [e for e in events if e["event_type"] == "debug_log_backpressure"]
         assert len(fired) == 1 and fired[0]["dropped"] == 15
         log.disable()
@@ -392,7 +394,8 @@ def test_start_from_env_runs_retention(make_settings: Any) -> None:
     _fake_session(log.log_dir, "20250101_000000", age_days=30)
     try:
         log.start_from_env()
-        wait_for(lambda: not (log.log_dir / "20250101_000000_session.jsonl").exists())
+        old = log.log_dir / "20250101_000000_session.jsonl"
+        wait_until(lambda: not old.exists(), "retention to delete the old session", timeout=5.0)
         assert log.enabled is False
     finally:
         log.close()
@@ -484,7 +487,7 @@ def test_the_writer_flushes_by_itself(make_settings: Any) -> None:
         sid = log.session_id
         log.log("autoscaler", operation="decide")
         path = log.log_dir / f"{sid}_autoscaler.jsonl"
-        wait_for(lambda: path.stat().st_size > 0, timeout=2.0)
+        wait_until(lambda: path.stat().st_size > 0, "the first bytes on disk", timeout=2.0)
         assert log.status()["last_flush_at"] is not None
     finally:
         log.close()

@@ -7,10 +7,8 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,19 +38,6 @@ def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.Co
 def inspect(container: str) -> dict[str, Any]:
     data: list[dict[str, Any]] = json.loads(docker("inspect", container).stdout)
     return data[0]
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 30, interval: float = 0.25) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` (and the last value) at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
-        time.sleep(interval)
 
 
 def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,

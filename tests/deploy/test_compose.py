@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "seed"))
-from deploy_helpers import ComposeProject, docker, http, http_ok, inspect, wait_for
+from deploy_helpers import ComposeProject, docker, http, http_ok, inspect
 from seedblocks import find  # noqa: E402
+
+from support import wait_until  # noqa: E402
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
 
@@ -69,7 +71,7 @@ def test_compose_up_provision_restart_with_debug_mode_and_down(
 
     # `docker-compose up -d`: the orchestrator container runs as the host user (plus the socket's group).
     project.compose("up", "-d", "--no-build")
-    wait_for("the orchestrator's /healthz", lambda: http_ok(f"{project.base_url}/healthz"), timeout=45)
+    wait_until(lambda: http_ok(f"{project.base_url}/healthz"), "the orchestrator's /healthz", timeout=45)
     orch = inspect(project.orchestrator)
     assert orch["Config"]["User"] == f"{project.uid}:{project.gid}"
     assert str(project.tools.docker_gid) in (orch["HostConfig"]["GroupAdd"] or [])
@@ -112,9 +114,9 @@ def test_compose_up_provision_restart_with_debug_mode_and_down(
         assert engine["port"] == provisioned[cid]["container_http_port"]
 
     # The image's HEALTHCHECK (python urllib on /healthz) turns the container healthy.
-    wait_for(
-        "the orchestrator container's health to be healthy",
+    wait_until(
         lambda: inspect(project.orchestrator)["State"].get("Health", {}).get("Status") == "healthy",
+        "the orchestrator container's health to be healthy",
         timeout=60,
         interval=0.5,
     )
@@ -126,13 +128,13 @@ def test_compose_up_provision_restart_with_debug_mode_and_down(
     assert seed_restart == "docker-compose restart orchestrator"
     project.shell(seed_restart)  # verbatim, as the user types it
     assert inspect(project.orchestrator)["Id"] == orch_id  # restarted, not recreated: the .env mount did it
-    wait_for("the debug-mode line in the logs", lambda: DEBUG_LINE in project.logs(), timeout=45)
-    wait_for("the orchestrator's /healthz after restart", lambda: http_ok(f"{project.base_url}/healthz"), timeout=45)
+    wait_until(lambda: DEBUG_LINE in project.logs(), "the debug-mode line in the logs", timeout=45)
+    wait_until(lambda: http_ok(f"{project.base_url}/healthz"), "the orchestrator's /healthz after restart", timeout=45)
 
     # A new session file set in the mounted folder, owned by and readable for the host user.
     folder = project.directory / "debug_logs"
-    sessions = wait_for(
-        "a session file set", lambda: {k: v for k, v in _sessions(folder).items() if set(SEED_FILES) <= v}, timeout=30
+    sessions = wait_until(
+        lambda: {k: v for k, v in _sessions(folder).items() if set(SEED_FILES) <= v}, "a session file set", timeout=30
     )
     assert len(sessions) == 1, sessions
     for path in folder.iterdir():
@@ -141,9 +143,9 @@ def test_compose_up_provision_restart_with_debug_mode_and_down(
         assert _readable_as(project.uid, project.gid, path), path
 
     # The running engines were adopted: same containers, never restarted, listed again, still answering.
-    listed_after = wait_for(
-        "the adopted engines in /engines",
+    listed_after = wait_until(
         lambda: {str(e["container_id"]) for e in _engines(project)} == set(provisioned),
+        "the adopted engines in /engines",
         timeout=30,
     )
     assert listed_after
@@ -167,7 +169,7 @@ def test_compose_gluetun_engines_share_its_namespace_and_vpn_flap_blocks_provisi
 ) -> None:
     project = compose_project(vpn=True)
     project.compose("up", "-d", "--no-build")
-    wait_for("the orchestrator's /healthz", lambda: http_ok(f"{project.base_url}/healthz"), timeout=45)
+    wait_until(lambda: http_ok(f"{project.base_url}/healthz"), "the orchestrator's /healthz", timeout=45)
     gluetun = inspect(project.gluetun)
     assert gluetun["Config"]["Image"] == "aceorch/gluetun-sim:latest"
     control = f"http://127.0.0.1:{project.gluetun_port}"
@@ -176,7 +178,7 @@ def test_compose_gluetun_engines_share_its_namespace_and_vpn_flap_blocks_provisi
         status, _, body = http("GET", f"{project.base_url}/vpn/status")
         return status == 200 and isinstance(body, dict) and body.get("connected")
 
-    wait_for("aceorch to see the VPN connected", vpn_connected, timeout=30)
+    wait_until(vpn_connected, "aceorch to see the VPN connected", timeout=30)
 
     ids: list[str] = []
     for _ in range(2):
@@ -198,7 +200,7 @@ def test_compose_gluetun_engines_share_its_namespace_and_vpn_flap_blocks_provisi
     # VPN flap: down -> 503 vpn_disconnected (with Retry-After), up -> 200 again.
     status, _, _ = http("POST", f"{control}/__sim/state", {"vpn": "down"})
     assert status == 200
-    wait_for("aceorch to see the VPN down", lambda: not vpn_connected(), timeout=30)
+    wait_until(lambda: not vpn_connected(), "aceorch to see the VPN down", timeout=30)
     status, headers, body = _provision(project, {"test": "stress"})
     assert status == 503, body
     assert isinstance(body, dict)
@@ -208,7 +210,7 @@ def test_compose_gluetun_engines_share_its_namespace_and_vpn_flap_blocks_provisi
 
     status, _, _ = http("POST", f"{control}/__sim/state", {"vpn": "up"})
     assert status == 200
-    wait_for("aceorch to see the VPN up again", vpn_connected, timeout=30)
+    wait_until(vpn_connected, "aceorch to see the VPN up again", timeout=30)
     status, _, body = _provision(project, {"test": "stress"})
     assert status == 200, body
     assert isinstance(body, dict)

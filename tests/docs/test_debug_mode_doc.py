@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from orchestrator_proc import Orchestrator, wait_until  # noqa: E402
+from orchestrator_proc import Orchestrator  # noqa: E402
 
 from aceorch.config import load_settings  # noqa: E402
+from support import wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "debug-mode.md"

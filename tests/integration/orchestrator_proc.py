@@ -7,13 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,17 +31,6 @@ def free_port(low: int = 30000, high: int = 38999) -> int:
                 continue
             return port
     raise RuntimeError("no free port")
-
-
-def wait_until(predicate: Callable[[], Any], *, timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
 
 
 def docker_ids(label: str, *, all_states: bool = True) -> list[str]:

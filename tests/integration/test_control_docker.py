@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from orchestrator_proc import Orchestrator, docker_rm_label, free_port, wait_until
+from orchestrator_proc import Orchestrator, docker_rm_label, free_port
+
+from support import wait_until
 
 pytestmark = pytest.mark.docker
 

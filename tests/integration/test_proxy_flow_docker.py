@@ -8,7 +8,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from orchestrator_proc import Orchestrator, wait_until
+from orchestrator_proc import Orchestrator
+
+from support import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "streams"))
 from aceorch_live import acexy_started_body, get_stream, sim_state  # noqa: E402

@@ -20,6 +20,7 @@ from aceorch.errors import ContainerNotFound, NameConflict, PortUnavailable
 from aceorch.runtime.base import ContainerSpec, Runtime, RuntimeEvent
 from aceorch.runtime.docker import DockerRuntime
 from aceorch.runtime.process import ProcessRuntime
+from support import async_wait_until
 
 #: The container-side HTTP port of Docker engines (ACE_HTTP_RANGE); process engines listen on the host port.
 CONTAINER_HTTP_PORT = 40001
@@ -76,18 +77,15 @@ async def backend(
 
 async def wait_for_http(url: str, deadline_s: float = DEADLINE_S) -> httpx.Response:
     """GET ``url`` until it answers 200 or the deadline passes (an engine opens its port after it starts)."""
-    end = time.monotonic() + deadline_s
-    last: Exception | None = None
     async with httpx.AsyncClient(timeout=2.0) as client:
-        while time.monotonic() < end:
-            try:
-                response = await client.get(url)
-                if response.status_code == 200:
-                    return response
-            except httpx.HTTPError as exc:
-                last = exc
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} did not answer 200 within {deadline_s} s (last error: {last!r})")
+
+        async def answered() -> httpx.Response | None:
+            response = await client.get(url)
+            return response if response.status_code == 200 else None
+
+        return await async_wait_until(
+            answered, f"{url} to answer 200", timeout=deadline_s, interval=0.1, ignoring=(httpx.HTTPError,)
+        )
 
 
 async def refuses(url: str) -> bool:
@@ -99,18 +97,6 @@ async def refuses(url: str) -> bool:
     except httpx.HTTPError:
         return False
     return False
-
-
-async def wait_until(predicate: Callable[[], object], what: str, deadline_s: float = DEADLINE_S) -> None:
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
 
 
 class EventLog:
@@ -129,9 +115,10 @@ class EventLog:
         return [e.action for e in self.events if e.container_id == container_id]
 
     async def wait_for(self, container_id: str, action: str, count: int = 1) -> None:
-        await wait_until(
+        await async_wait_until(
             lambda: self.actions(container_id).count(action) >= count,
             f"{count} {action!r} event(s) for {container_id[:12]} (seen {self.actions(container_id)})",
+            timeout=DEADLINE_S,
         )
 
     async def aclose(self) -> None:
@@ -177,8 +164,9 @@ async def test_a_created_engine_runs_and_answers_through_its_published_host_port
     status = (await wait_for_http(status_url(host_port))).json()
     assert "playlist_loaded" in status["result"]
 
-    await wait_until(
-        lambda: _logs_mention(backend.runtime, info.id, "listening"), "the engine's start line in its logs"
+    await async_wait_until(
+        lambda: _logs_mention(backend.runtime, info.id, "listening"), "the engine's start line in its logs",
+        timeout=DEADLINE_S,
     )
 
 
@@ -252,7 +240,8 @@ async def test_remove_kills_a_running_engine(
 
     await backend.runtime.remove(info.id)
 
-    await wait_until(lambda: refuses(version_url(host_port)), "the removed engine's port to close")
+    await async_wait_until(lambda: refuses(version_url(host_port)), "the removed engine's port to close",
+                           timeout=DEADLINE_S)
     with pytest.raises(ContainerNotFound):
         await backend.runtime.inspect(info.id)
 
@@ -371,7 +360,8 @@ async def test_logs_tail_returns_only_the_last_lines(
     host_port = free_port()
     info = await backend.runtime.create(backend.engine_spec(unique_name("engine"), host_port))
     await wait_for_http(version_url(host_port))
-    await wait_until(lambda: _logs_mention(backend.runtime, info.id, "listening"), "the start line")
+    await async_wait_until(lambda: _logs_mention(backend.runtime, info.id, "listening"), "the start line",
+                           timeout=DEADLINE_S)
 
     assert (await backend.runtime.logs(info.id, tail=1)).count("\n") <= 1
     assert await backend.runtime.logs(info.id, tail=0) == ""

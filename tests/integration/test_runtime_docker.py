@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 
 import httpx
@@ -14,24 +13,24 @@ from aceorch.errors import ContainerNotFound, ImageNotFound, RuntimeFailure
 from aceorch.runtime.base import ContainerSpec
 from aceorch.runtime.docker import DockerRuntime
 from aceorch.runtime.factory import make_runtime
+from support import async_wait_until
 
 DEADLINE_S = 20.0
 
 
 async def get_json_until_ok(url: str, deadline_s: float = DEADLINE_S) -> dict[str, object]:
-    end = time.monotonic() + deadline_s
-    last: Exception | None = None
+    """GET ``url`` until it answers 200, and return its JSON body."""
     async with httpx.AsyncClient(timeout=2.0) as client:
-        while time.monotonic() < end:
-            try:
-                response = await client.get(url)
-                if response.status_code == 200:
-                    body: dict[str, object] = response.json()
-                    return body
-            except httpx.HTTPError as exc:
-                last = exc
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {deadline_s} s (last error: {last!r})")
+
+        async def answered() -> httpx.Response | None:
+            response = await client.get(url)
+            return response if response.status_code == 200 else None
+
+        response = await async_wait_until(
+            answered, f"{url} to answer 200", timeout=deadline_s, interval=0.1, ignoring=(httpx.HTTPError,)
+        )
+    body: dict[str, object] = response.json()
+    return body
 
 
 async def test_an_engine_in_gluetuns_network_namespace_answers_on_the_port_published_by_gluetun(
@@ -121,12 +120,11 @@ async def test_the_gluetun_simulator_reports_docker_health(
     )
     assert gluetun.health in ("starting", "healthy")
 
-    end = time.monotonic() + DEADLINE_S
-    health = gluetun.health
-    while time.monotonic() < end and health != "healthy":
-        await asyncio.sleep(0.2)
-        health = (await docker_runtime.inspect(gluetun.id)).health
-    assert health == "healthy"
+
+    async def healthy() -> bool:
+        return (await docker_runtime.inspect(gluetun.id)).health == "healthy"
+
+    assert await async_wait_until(healthy, "gluetun-sim to turn healthy", timeout=DEADLINE_S, interval=0.2)
     assert gluetun.ip is not None  # on the default bridge, the control server is reached by this address
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from orchestrator_proc import wait_until
+
+from support import wait_until
 
 pytestmark = pytest.mark.docker
 

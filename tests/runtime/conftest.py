@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -29,22 +27,5 @@ async def process_runtime() -> AsyncIterator[ProcessRuntime]:
 
 @pytest.fixture
 def fake_runtime() -> InMemoryRuntime:
+    """A fresh in-memory runtime."""
     return InMemoryRuntime()
-
-
-async def poll(predicate: Callable[[], Awaitable[bool] | bool], what: str, deadline_s: float = 10.0) -> None:
-    """Wait until ``predicate`` is true, or fail after ``deadline_s``."""
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        result = predicate()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
-
-
-@pytest.fixture
-def wait_for() -> Callable[..., Awaitable[None]]:
-    return poll

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shlex
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -22,10 +22,10 @@ from aceorch.errors import (
 )
 from aceorch.runtime.base import ContainerSpec, Runtime, RuntimeEvent
 from aceorch.runtime.process import ProcessRuntime
+from support import async_wait_until
 
 PYTHON_C = f"{shlex.quote(sys.executable)} -u -c"
 SLEEP_FOREVER = "import time\nwhile True: time.sleep(1)"
-Wait = Callable[..., Awaitable[None]]
 
 
 def spec(name: str, code: str = SLEEP_FOREVER, **kwargs: object) -> ContainerSpec:
@@ -50,13 +50,13 @@ def test_the_process_runtime_satisfies_the_runtime_protocol() -> None:
 
 
 async def test_a_child_gets_the_spec_environment_over_os_environ(
-    process_runtime: ProcessRuntime, wait_for: Wait, monkeypatch: pytest.MonkeyPatch
+    process_runtime: ProcessRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ACEORCH_TEST_INHERITED", "from-os")
     code = "import os; print(os.environ['HTTP_PORT'], os.environ['ACEORCH_TEST_INHERITED'])"
     info = await process_runtime.create(spec("env", code, env={"HTTP_PORT": "19123"}, restart_policy="no"))
 
-    await wait_for(lambda: _status_is(process_runtime, info.id, "exited"), "the child to exit after printing")
+    await async_wait_until(lambda: _status_is(process_runtime, info.id, "exited"), "the child to exit after printing")
 
     assert await process_runtime.logs(info.id) == "19123 from-os\n"
     done = await process_runtime.inspect(info.id)
@@ -66,6 +66,24 @@ async def test_a_child_gets_the_spec_environment_over_os_environ(
 
 async def _status_is(runtime: Runtime, container_id: str, status: str) -> bool:
     return (await runtime.inspect(container_id)).status == status
+
+
+async def supervisor_ended(name: str) -> None:
+    """Wait until the task watching child ``name`` (the only code that restarts it) has ended.
+
+    A restart starts the new watcher before the old one ends, so while a restart is possible a watcher is pending.
+    """
+    task_name = f"process-runtime {name}"
+    await async_wait_until(
+        lambda: not [t.get_name() for t in asyncio.all_tasks() if t.get_name() == task_name and not t.done()],
+        f"the watcher of {name} to end",
+    )
+
+
+def restarts_logged(caplog: pytest.LogCaptureFixture, name: str) -> list[str]:
+    """The process runtime's "restarting it" log lines about child ``name``."""
+    return [r.getMessage() for r in caplog.records
+            if r.name == "aceorch.runtime.process" and r.getMessage().startswith(f"{name} exited with")]
 
 
 async def test_ports_are_reported_in_dockers_shape_on_loopback(process_runtime: ProcessRuntime) -> None:
@@ -80,8 +98,9 @@ async def test_ports_are_reported_in_dockers_shape_on_loopback(process_runtime: 
 
 
 async def test_a_non_zero_exit_is_recorded_and_the_no_policy_does_not_restart(
-    process_runtime: ProcessRuntime, wait_for: Wait
+    process_runtime: ProcessRuntime, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="aceorch.runtime.process")
     events = process_runtime.events()
     info = await process_runtime.create(spec("crash", "import sys; sys.exit(7)", restart_policy="no"))
 
@@ -90,17 +109,16 @@ async def test_a_non_zero_exit_is_recorded_and_the_no_policy_does_not_restart(
         seen.append(event)
         if event.action == "die":
             break
-    await asyncio.sleep(0.3)  # longer than the restart back-off: a restart would have happened by now
+    await supervisor_ended("crash")
 
+    assert restarts_logged(caplog, "crash") == []
     final = await process_runtime.inspect(info.id)
     assert final.status == "exited" and final.exit_code == 7
     assert [e.action for e in seen] == ["create", "start", "die"]
     assert seen[-1].attributes["exitCode"] == "7"
 
 
-async def test_unless_stopped_restarts_a_dead_child_with_the_same_id(
-    process_runtime: ProcessRuntime, wait_for: Wait
-) -> None:
+async def test_unless_stopped_restarts_a_dead_child_with_the_same_id(process_runtime: ProcessRuntime) -> None:
     code = "import sys, time; print('run', flush=True); time.sleep(0.2); sys.exit(3)"
     events = process_runtime.events()
     info = await process_runtime.create(spec("flappy", code))
@@ -116,10 +134,14 @@ async def test_unless_stopped_restarts_a_dead_child_with_the_same_id(
     assert (await process_runtime.logs(info.id)).count("run\n") >= 2
 
 
-async def test_on_failure_restarts_only_after_a_failure(process_runtime: ProcessRuntime, wait_for: Wait) -> None:
+async def test_on_failure_restarts_only_after_a_failure(
+    process_runtime: ProcessRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aceorch.runtime.process")
     clean = await process_runtime.create(spec("clean", "pass", restart_policy="on-failure"))
-    await wait_for(lambda: _status_is(process_runtime, clean.id, "exited"), "the clean exit")
-    await asyncio.sleep(0.3)
+    await async_wait_until(lambda: _status_is(process_runtime, clean.id, "exited"), "the clean exit")
+    await supervisor_ended("clean")
+    assert restarts_logged(caplog, "clean") == []
     assert (await process_runtime.inspect(clean.id)).status == "exited"
 
     events = process_runtime.events()
@@ -131,11 +153,13 @@ async def test_on_failure_restarts_only_after_a_failure(process_runtime: Process
             if starts == 2:
                 break
     assert starts == 2
+    assert len(restarts_logged(caplog, "failing")) >= 1
 
 
 async def test_stop_terminates_the_process_group_and_prevents_a_restart(
-    process_runtime: ProcessRuntime, wait_for: Wait
+    process_runtime: ProcessRuntime, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="aceorch.runtime.process")
     # The child starts a grandchild; both must go.
     code = (
         "import subprocess, sys, time\n"
@@ -144,7 +168,7 @@ async def test_stop_terminates_the_process_group_and_prevents_a_restart(
         "time.sleep(60)\n"
     )
     info = await process_runtime.create(spec("parent", code))
-    await wait_for(lambda: _has_output(process_runtime, info.id), "the grandchild's pid")
+    await async_wait_until(lambda: _has_output(process_runtime, info.id), "the grandchild's pid")
     grandchild = int((await process_runtime.logs(info.id)).split()[0])
     assert alive(grandchild)
 
@@ -153,8 +177,9 @@ async def test_stop_terminates_the_process_group_and_prevents_a_restart(
     stopped = await process_runtime.inspect(info.id)
     assert stopped.status == "exited"
     assert stopped.exit_code == 128 + signal.SIGTERM
-    await wait_for(lambda: not alive(grandchild), "the grandchild to die")
-    await asyncio.sleep(0.3)
+    await async_wait_until(lambda: not alive(grandchild), "the grandchild to die")
+    await supervisor_ended("parent")
+    assert restarts_logged(caplog, "parent") == []
     assert (await process_runtime.inspect(info.id)).status == "exited"
 
 
@@ -183,11 +208,12 @@ async def test_stop_kills_a_child_that_ignores_sigterm_after_the_timeout(
 
 
 async def poll_logs(runtime: Runtime, container_id: str, text: str) -> None:
-    for _ in range(200):
-        if text in await runtime.logs(container_id):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared in the logs")
+    """Wait until ``text`` appears in the container's output."""
+
+    async def seen() -> bool:
+        return text in await runtime.logs(container_id)
+
+    await async_wait_until(seen, f"{text!r} in the logs of {container_id[:12]}")
 
 
 async def test_restart_starts_a_new_process_under_the_same_id(process_runtime: ProcessRuntime) -> None:
@@ -195,10 +221,11 @@ async def test_restart_starts_a_new_process_under_the_same_id(process_runtime: P
     await poll_logs(process_runtime, info.id, "\n")
 
     await process_runtime.restart(info.id, timeout=2)
-    for _ in range(200):
-        if len((await process_runtime.logs(info.id)).split()) == 2:
-            break
-        await asyncio.sleep(0.05)
+
+    async def two_pids() -> bool:
+        return len((await process_runtime.logs(info.id)).split()) == 2
+
+    await async_wait_until(two_pids, "the second run's pid")
 
     first, second = (await process_runtime.logs(info.id)).split()
     assert first != second
@@ -268,10 +295,7 @@ async def test_logs_keep_only_the_last_lines_of_the_ring_buffer() -> None:
     runtime = ProcessRuntime(PYTHON_C, log_lines=5)
     try:
         info = await runtime.create(spec("chatty", "for i in range(20): print(i)", restart_policy="no"))
-        for _ in range(200):
-            if (await runtime.inspect(info.id)).status == "exited":
-                break
-            await asyncio.sleep(0.05)
+        await async_wait_until(lambda: _status_is(runtime, info.id, "exited"), "the chatty child to exit")
         assert await runtime.logs(info.id) == "15\n16\n17\n18\n19\n"
         assert await runtime.logs(info.id, tail=2) == "18\n19\n"
         assert await runtime.logs(info.id, tail=0) == ""

@@ -28,7 +28,9 @@ import pytest
 from seedblocks import SHARED, blocks, find, seed_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from orchestrator_proc import Orchestrator, docker_rm_label, free_port, wait_until  # noqa: E402
+from orchestrator_proc import Orchestrator, docker_rm_label, free_port  # noqa: E402
+
+from support import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.docker
 

@@ -1,4 +1,4 @@
-"""Helpers for the simulator tests: subprocess handles, free ports, polling with deadlines."""
+"""Helpers for the simulator tests: subprocess handles, free ports."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from support import wait_until
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -21,18 +21,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(predicate: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
 
 
 def port_open(port: int) -> bool:
@@ -70,7 +58,7 @@ class SimProcess:
             except httpx.TransportError:
                 return False
 
-        wait_until(ready, timeout=timeout)
+        wait_until(ready, "the simulator to answer /__sim/state", timeout=timeout)
         return self
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:

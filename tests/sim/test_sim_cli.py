@@ -14,11 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from simtools import SRC, SimProcess, free_port, port_open, run_sim, wait_until
+from simtools import SRC, SimProcess, free_port, port_open, run_sim
 
 from aceorch.sim import engine
 from aceorch.sim.__main__ import main
 from aceorch.sim._common import ConfigError
+from support import wait_until
 
 
 def test_help_runs_without_site_packages_from_a_bare_tree(tmp_path: Path) -> None:

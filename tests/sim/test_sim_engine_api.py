@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
-from simtools import SimProcess, wait_until
+from simtools import SimProcess
 
 from aceorch.sim import engine, mpegts
+from support import wait_until
 
 CID = "90f7" + "a" * 32 + "9373"
 CID2 = "0a48" + "b" * 32 + "8141"

@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from simtools import SimProcess, port_open, wait_until
+from simtools import SimProcess, port_open
 
 from aceorch.sim import engine
+from support import wait_until
 
 CID = "90f7" + "a" * 32 + "9373"
 CID2 = "0a48" + "b" * 32 + "8141"

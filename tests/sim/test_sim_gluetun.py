@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from simtools import SimProcess, free_port, run_sim, wait_until
+from simtools import SimProcess, free_port, run_sim
+
+from support import wait_until
 
 StartGluetun = Callable[..., SimProcess]
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import random
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +21,7 @@ from fastapi import FastAPI
 
 from aceorch.api import create_app
 from aceorch.config import Settings
+from support import wait_until
 
 API_KEY = "live-test-key-7f3a"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -29,18 +29,6 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 FAST_SIM_ENV = {"SIM_TIME_SCALE": "0.1", "SIM_TIME_TO_DL_S": "2"}
 
 T = TypeVar("T")
-
-
-def poll(predicate: Callable[[], T], what: str, deadline_s: float = 10.0, interval: float = 0.05) -> T:
-    """Call ``predicate`` until it returns something truthy (returned), or fail after ``deadline_s``."""
-    end = time.monotonic() + deadline_s
-    last: T = predicate()
-    while not last:
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline_s} s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
-        last = predicate()
-    return last
 
 
 def _bindable(port: int) -> bool:
@@ -177,7 +165,7 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     thread.start()
     live = LiveServer(f"http://127.0.0.1:{port}", app, settings)
     try:
-        poll(lambda: server.started or not thread.is_alive(), "the server to start", 20.0)
+        wait_until(lambda: server.started or not thread.is_alive(), "the server to start", timeout=20.0)
         assert thread.is_alive() and server.started, "uvicorn did not start"
         yield live
     finally:

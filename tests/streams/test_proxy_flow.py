@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-from aceorch_live import AUTH, LiveServer, poll, port_refuses, sim_state
+from aceorch_live import AUTH, LiveServer, port_refuses, sim_state
 from prometheus_client.parser import text_string_to_metric_families
+
+from support import wait_until
 
 CONTENT_A = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 CONTENT_B = "0f1e2d3c4b5a69788796a5b4c3d2e1f001234567"
@@ -45,9 +49,9 @@ def test_stream_started_collects_stats_and_stream_ended_is_idempotent(live: Call
     assert [s["id"] for s in detail["streams"]] == [stream["id"]]
 
     # the collector (COLLECT_INTERVAL_S=1) fetches the engine's stat_url; the sim reaches prebuf/dl with peers
-    snaps = poll(
+    snaps = wait_until(
         lambda: [s for s in srv.get(stats_path(stream["id"])) if (s["peers"] or 0) > 0 and (s["speed_down"] or 0) > 0],
-        "stats with peers and speed", 15.0,
+        "stats with peers and speed", timeout=15.0,
     )
     assert snaps[-1]["status"] in ("prebuf", "dl")
     every = srv.get(stats_path(stream["id"]))
@@ -83,7 +87,7 @@ def test_delete_stream_stops_the_session_on_the_engine(live: Callable[..., LiveS
     session, stream = srv.started(port, CONTENT_B)
     token = session["stat_url"].rsplit("/", 1)[-1]
     assert [s["token"] for s in sim_state(port)["sessions"]] == [token]
-    poll(lambda: srv.get(stats_path(stream["id"])), "a first stat snapshot")
+    wait_until(lambda: srv.get(stats_path(stream["id"])), "a first stat snapshot")
 
     resp = srv.client.delete(f"/streams/{quote(stream['id'], safe='')}", headers=AUTH)
     assert resp.status_code == 200, resp.text
@@ -109,7 +113,7 @@ def test_unknown_session_and_empty_stat_url_end_as_stale(live: Callable[..., Liv
     eng = srv.provision()
     port = eng["host_http_port"]
     session, stream = srv.started(port, CONTENT_A)
-    poll(lambda: srv.get(stats_path(stream["id"])), "a first stat snapshot")
+    wait_until(lambda: srv.get(stats_path(stream["id"])), "a first stat snapshot")
     collected = len(srv.get(stats_path(stream["id"])))
 
     # the engine forgets the session (stopped behind aceorch's back): stat answers "unknown playback session id"
@@ -127,10 +131,12 @@ def test_unknown_session_and_empty_stat_url_end_as_stale(live: Callable[..., Liv
     assert failed.status_code == 200, failed.text
     assert failed.json()["status"] == "started"
 
-    poll(lambda: srv.stream(f"{CONTENT_B}|fetch_failed")["status"] == "ended", "the fetch_failed stream to end", 5.0)
+    wait_until(lambda: srv.stream(f"{CONTENT_B}|fetch_failed")["status"] == "ended", "the fetch_failed stream to end",
+               timeout=5.0)
     assert srv.stream(f"{CONTENT_B}|fetch_failed")["end_reason"] == "stale"
 
-    ended = poll(lambda: (s := srv.stream(stream["id"]))["status"] == "ended" and s, "the stale stream to end", 10.0)
+    ended = wait_until(lambda: (s := srv.stream(stream["id"]))["status"] == "ended" and s, "the stale stream to end",
+                       timeout=10.0)
     assert ended["end_reason"] == "stale"
     # it took three failed collections, and no snapshot was added for them
     assert metric(srv, "orch_collector_errors_total") - errors_before >= 3
@@ -149,9 +155,9 @@ def test_auto_delete_removes_the_engine_after_the_grace_period(live: Callable[..
     ended = time.monotonic()
     assert eng["container_id"] in srv.engine_ids(), "removed before the grace period"
 
-    poll(lambda: eng["container_id"] not in srv.engine_ids(), "the engine to be auto-deleted", 10.0)
+    wait_until(lambda: eng["container_id"] not in srv.engine_ids(), "the engine to be auto-deleted", timeout=10.0)
     assert time.monotonic() - ended >= 0.9
-    poll(lambda: port_refuses(port), "the engine process to stop listening", 10.0)
+    wait_until(lambda: port_refuses(port), "the engine process to stop listening", timeout=10.0)
     assert srv.get("/orchestrator/status")["engines"]["total"] == 0
     assert srv.stream(stream["id"])["end_reason"] == "handler_exit"
 
@@ -161,11 +167,17 @@ def test_a_new_stream_cancels_the_grace_timer(live: Callable[..., LiveServer]) -
     eng = srv.provision()
     port = eng["host_http_port"]
     _, first = srv.started(port, CONTENT_A)
-    srv.ended(first["id"])
+    first_ended = datetime.fromisoformat(srv.ended(first["id"])["stream"]["ended_at"])
     _, second = srv.started(port, CONTENT_B)
     assert second["container_id"] == eng["container_id"]
-    # the busy engine outlives its old grace deadline: wait for a collection well after it, then check
-    deadline = time.monotonic() + 2.5
-    poll(lambda: time.monotonic() > deadline and srv.get(stats_path(second["id"])), "stats after the deadline", 10.0)
+    # The busy engine outlives its old grace deadline (ENGINE_GRACE_PERIOD_S=1 after the first stream ended): the
+    # collector (COLLECT_INTERVAL_S=1) has stored two snapshots of the second stream after it, so it ran since.
+    old_deadline = first_ended + timedelta(seconds=1)
+
+    def collected_after_deadline() -> list[dict[str, Any]]:
+        return [s for s in srv.get(stats_path(second["id"])) if datetime.fromisoformat(s["ts"]) > old_deadline]
+
+    wait_until(lambda: len(collected_after_deadline()) >= 2, "two stat collections after the old grace deadline",
+               timeout=10.0)
     assert eng["container_id"] in srv.engine_ids()
     assert not port_refuses(port)
