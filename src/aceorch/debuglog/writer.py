@@ -1,45 +1,39 @@
-"""The debug-mode writer: JSONL records per category, written off the caller's thread.
+"""The debug-mode writer, :class:`DebugLog`: sessions on and off, the writer thread, retention and status.
 
-Shape and why (debug-log.md "The writer"):
+Records are built and queued by :class:`~aceorch.debuglog.recording.Recorder` (the caller's side). Here:
 
-* ``log()`` is called from the event loop, from threads, from everywhere. It builds the record (common
-  fields first), masks secrets, serialises it with one shared ``JSONEncoder`` and appends
-  ``(category, line)`` to the session's bounded ``deque``, all under one short lock so that ``seq`` and the
-  timestamps follow file order. No disk access happens on the caller's thread; when debug mode is off
-  ``log()`` is one attribute read.
-* One background thread swaps the queue out every ``DEBUG_FLUSH_INTERVAL_MS`` and writes each category's
-  batch with one ``os.write`` on an ``O_APPEND`` descriptor. A write that fails (disk full, folder gone)
-  keeps the unwritten bytes and retries on the next flush; the failure is reported once per episode in the
-  service log and in the ``errors`` category. A file deleted under the writer is noticed (inode check) and
-  recreated.
+* One background thread swaps each session's queue out every ``DEBUG_FLUSH_INTERVAL_MS`` and writes each
+  category's batch with one ``os.write`` on an ``O_APPEND`` descriptor. A write that fails (disk full, folder
+  gone) keeps the unwritten bytes and retries on the next flush; the failure is reported once per episode in
+  the service log and in the ``errors`` category. A file deleted under the writer is noticed (inode check)
+  and recreated.
 * The queue drops its oldest records when full (``deque(maxlen=…)``); every drop is counted and reported
   through the ``on_drop`` callback (the stress monitor's ``debug_log_backpressure``) and in
-  ``session_end``.
+  ``session_end``. Past ``DEBUG_LOG_MAX_MB`` new records, except the ``session`` category's, are dropped
+  and counted.
 * ``flush()`` and ``disable()`` drain synchronously on the calling thread (a per-session I/O lock keeps the
   order), so a graceful stop loses nothing. Retention runs at start and hourly on its own thread.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from aceorch import aiokits
 from aceorch.config import Settings
 from aceorch.debuglog import bundle as bundle_mod
-from aceorch.debuglog import records
+from aceorch.debuglog import records, retention
+from aceorch.debuglog.recording import Recorder
+from aceorch.debuglog.session import ERRORS, NCATS, SESSION, Session, create_session, reason
 from aceorch.errors import DebugDirError
 from aceorch.models import format_time, utcnow
 
@@ -47,216 +41,11 @@ __all__ = ["DebugLog"]
 
 logger = logging.getLogger("aceorch.debuglog")
 
-_CAT_INDEX: dict[str, int] = {c: i for i, c in enumerate(records.CATEGORIES)}
-_SESSION = _CAT_INDEX["session"]
-_ERRORS = _CAT_INDEX["errors"]
-_NCATS = len(records.CATEGORIES)
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
-
-# orjson serialises a record in about a tenth of the standard library's time; the fallback keeps odd objects
-# (integers beyond 64 bits, cycles) from ever breaking a caller.
-_encode = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":")).encode
-_encode_str: Callable[[str], str] = json.encoder.encode_basestring
-_orjson_dumps = orjson.dumps
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
-
-
-def _dumps(obj: dict[str, Any]) -> str:
-    """Serialise a record, compactly (as ``jq -c`` prints it); never raises (a caller's odd object must not
-    break its operation)."""
-    try:
-        return _orjson_dumps(obj, default=str, option=_ORJSON_OPTIONS).decode("utf-8")
-    except (TypeError, ValueError):
-        pass
-    try:
-        return json.dumps(obj, default=str, skipkeys=True, ensure_ascii=False, check_circular=True,
-                          separators=(",", ":"))
-    except Exception as exc:  # noqa: BLE001 - e.g. a cycle, or a __str__ that raises
-        return _encode({"unserialisable_record": repr(exc)})
-
-
-_SECRET_MARKERS = ("KEY", "TOKEN", "PASSWORD", "SECRET")
-# Names that contain KEY but carry no secret: an AceStream content key is what a stream *is*.
-_NOT_SECRET = frozenset({"KEY", "KEY_TYPE", "STREAM_KEY", "CONTENT_KEY", "INFOHASH", "KEYS", "MONKEY"})
-_secret_name_cache: dict[str, bool] = {}
-
 _RETENTION_PERIOD_S = 3600.0
 _MAX_BACKLOG_BYTES = 32 * 1024 * 1024
 
 
-def _is_secret_name(name: object) -> bool:
-    if not isinstance(name, str):
-        return False
-    hit = _secret_name_cache.get(name)
-    if hit is None:
-        upper = name.upper()
-        hit = upper not in _NOT_SECRET and not upper.endswith("KEY_TYPE")
-        hit = hit and any(marker in upper for marker in _SECRET_MARKERS)
-        if len(_secret_name_cache) < 4096:
-            _secret_name_cache[name] = hit
-    return hit
-
-
-#: The shortest secret that is also masked inside longer strings.
-MIN_SUBSTRING_SECRET = 6
-
-
-def _maskable(value: object) -> bool:
-    return value is not None and value != "" and not isinstance(value, bool)
-
-
-def _mask_names(obj: Any) -> Any:
-    """A copy of a nested dict/list with the values of secret-looking keys replaced by ``***``."""
-    if isinstance(obj, dict):
-        return {k: ("***" if _is_secret_name(k) and _maskable(v) else _mask_names(v)) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_mask_names(v) for v in obj]
-    return obj
-
-
-def _mask_values(obj: Any, secrets: tuple[str, ...]) -> Any:
-    """A copy of ``obj`` with every occurrence of a secret value inside strings replaced by ``***``.
-
-    Secrets shorter than :data:`MIN_SUBSTRING_SECRET` are masked only where a whole string equals them: replacing
-    every ``k`` of a one-letter key would shred the records while protecting nothing.
-    """
-    if isinstance(obj, str):
-        for secret in secrets:
-            if obj == secret:
-                return "***"
-            if len(secret) >= MIN_SUBSTRING_SECRET and secret in obj:
-                obj = obj.replace(secret, "***")
-        return obj
-    if isinstance(obj, dict):
-        return {_mask_values(k, secrets): _mask_values(v, secrets) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_mask_values(v, secrets) for v in obj]
-    return obj
-
-
-_CONTAINERS = frozenset({dict, list, tuple})
-_get_request_id = aiokits.request_id_var.get
-_get_trace_id = aiokits.trace_id_var.get
-_time_ns = time.time_ns
-_NUMBERS = frozenset({int, float})
-
-
-def _record(
-    session_id: str,
-    timestamp: str,
-    elapsed: float,
-    seq: int,
-    rid: str | None,
-    tid: str | None,
-    fields: dict[str, Any],
-) -> dict[str, Any]:
-    """The record as a dict, in the same key order as the serialised line."""
-    rec: dict[str, Any] = {
-        "session_id": session_id,
-        "timestamp": timestamp,
-        "elapsed_seconds": elapsed,
-        "seq": seq,
-    }
-    if rid is not None:
-        rec["request_id"] = rid
-    if tid is not None:
-        rec["trace_id"] = tid
-    rec.update(fields)
-    return rec
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-class _Session:
-    """The state of one debug session: its files, its queue and its counters."""
-
-    def __init__(self, session_id: str, directory: Path, start_us: int, enabled_by: str, queue_size: int) -> None:
-        self.id = session_id
-        self.id_json = _encode(session_id)
-        self.directory = directory
-        self.start_us = start_us
-        self.started_at = _EPOCH + start_us * _ONE_US
-        self.enabled_by = enabled_by
-        self.queue_size = queue_size
-        #: Guards seq, the queue and ``closed`` (held by producers for a few microseconds).
-        self.lock = threading.Lock()
-        #: Serialises drains, so batches reach the files in queue order.
-        self.io_lock = threading.Lock()
-        # (category, a JSON line, or the parts to render it from on the writer thread)
-        self.queue: deque[tuple[int, Any]] = deque(maxlen=queue_size)
-        self.seq = 0
-        self.last_us = start_us - 1
-        self.closed = False
-        self.paths = [directory / records.session_file_name(session_id, c) for c in records.CATEGORIES]
-        self.fds: list[int] = [-1] * _NCATS
-        self.idents: list[tuple[int, int] | None] = [None] * _NCATS
-        self.partial: list[bytes] = [b""] * _NCATS
-        self.written: list[int] = [0] * _NCATS
-        self.bytes: list[int] = [0] * _NCATS
-        self.dropped = 0
-        self.error_active = False
-        self.last_error: str | None = None
-        self.cap_reported = False
-
-    def open_files(self) -> None:
-        """Create every category file, empty, mode 0600. Raises FileExistsError if one exists already."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        try:
-            for i, path in enumerate(self.paths):
-                fd = os.open(path, flags, 0o600)
-                self.fds[i] = fd
-                os.fchmod(fd, 0o600)
-                st = os.fstat(fd)
-                self.idents[i] = (st.st_dev, st.st_ino)
-        except OSError:
-            for i, fd in enumerate(self.fds):
-                if fd >= 0:
-                    os.close(fd)
-                    self.fds[i] = -1
-                    try:
-                        os.unlink(self.paths[i])
-                    except OSError:
-                        pass
-            raise
-
-    def close_files(self) -> None:
-        for i, fd in enumerate(self.fds):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-                self.fds[i] = -1
-
-    def reopen(self, i: int) -> None:
-        """Recreate a file that was deleted (or never opened); raises OSError when the folder is unusable."""
-        if self.fds[i] >= 0:
-            try:
-                os.close(self.fds[i])
-            except OSError:
-                pass
-            self.fds[i] = -1
-        if not self.directory.is_dir():
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(self.directory, 0o700)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(self.paths[i], flags, 0o600)
-        os.fchmod(fd, 0o600)
-        st = os.fstat(fd)
-        self.fds[i] = fd
-        self.idents[i] = (st.st_dev, st.st_ino)
-        self.bytes[i] = st.st_size
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.bytes)
-
-
-class DebugLog:
+class DebugLog(Recorder):
     """The debug-mode writer. One per service; ``close()`` it at shutdown.
 
     Thread-safe. ``log()`` never touches the disk and never raises for disk problems; ``enable()``,
@@ -274,40 +63,26 @@ class DebugLog:
         queue_size: int = 50_000,
         on_drop: Callable[[int], None] | None = None,
     ) -> None:
+        secrets = [settings.api_key_value()]
+        if settings.gluetun_api_key is not None:
+            secrets.append(settings.gluetun_api_key.get_secret_value())
+        super().__init__(clock=clock, queue_size=queue_size, secrets=secrets)
         self._settings = settings
         self._version = version
         self._runtime_name = runtime_name
-        self._clock = clock
-        self._fast_clock = clock is utcnow
-        self._queue_size = max(1, queue_size)
-        self._high_water = max(1, self._queue_size // 2)
         self._on_drop = on_drop
         self._log_dir_text = settings.debug_log_dir
         self._dir = Path(settings.debug_log_dir).expanduser().absolute()
         self._interval = settings.debug_flush_interval_ms / 1000.0
         self._cap_bytes = settings.debug_log_max_mb * 1024 * 1024
-        secrets = [settings.api_key_value()]
-        if settings.gluetun_api_key is not None:
-            secrets.append(settings.gluetun_api_key.get_secret_value())
-        # Secrets as they appear inside a JSON string, for the cheap substring test on each line.
-        self._secrets = tuple(s for s in secrets if s)
-        self._secrets_json = tuple(_encode(s)[1:-1] for s in self._secrets)
 
-        self._session: _Session | None = None
-        self._last_session: _Session | None = None
-        self._live: list[_Session] = []
+        self._last_session: Session | None = None
+        self._live: list[Session] = []
         self._reserved: set[str] = set()
         self._state_lock = threading.RLock()
-        self._count_lock = threading.Lock()
         self._retention_lock = threading.Lock()
-        self._written_total = 0
-        self._dropped_total = 0
         self._last_flush_at: datetime | None = None
-        # (second, "YYYY-MM-DDTHH:MM:SS") caches: one used under the session lock, one by the writer thread.
-        self._ts_cache_caller: list[Any] = [-1, ""]
-        self._ts_cache_writer: list[Any] = [-1, ""]
 
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
         self._maintenance: threading.Thread | None = None
@@ -316,23 +91,28 @@ class DebugLog:
     # Properties ---------------------------------------------------------------------------------------------
     @property
     def enabled(self) -> bool:
+        """Whether a session is active."""
         return self._session is not None
 
     @property
     def session_id(self) -> str | None:
+        """The active session's id, or None."""
         s = self._session
         return s.id if s is not None else None
 
     @property
     def entries_written(self) -> int:
+        """Records written to disk since this writer was created."""
         return self._written_total
 
     @property
     def entries_dropped(self) -> int:
+        """Records dropped (queue full, size cap, disk backlog) since this writer was created."""
         return self._dropped_total
 
     @property
     def log_dir(self) -> Path:
+        """The absolute log folder."""
         return self._dir
 
     def set_drop_callback(self, callback: Callable[[int], None] | None) -> None:
@@ -340,6 +120,7 @@ class DebugLog:
         self._on_drop = callback
 
     def set_runtime_name(self, name: str) -> None:
+        """Name the runtime in later ``session_start`` records; a change is recorded as ``runtime_selected``."""
         if name == self._runtime_name:
             return
         self._runtime_name = name
@@ -372,7 +153,7 @@ class DebugLog:
             self._start_writer()
             self._submit(
                 session,
-                _SESSION,
+                SESSION,
                 {
                     "operation": "session_start",
                     "version": self._version,
@@ -385,7 +166,7 @@ class DebugLog:
                     "enabled_by": by,
                 },
             )
-            self._submit(session, _SESSION, {"operation": "debug_enabled", "enabled_by": by})
+            self._submit(session, SESSION, {"operation": "debug_enabled", "enabled_by": by})
             self._wake.set()
         self._announce()
         return True
@@ -396,13 +177,13 @@ class DebugLog:
             s = self._session
             if s is None:
                 return False
-            self._submit(s, _SESSION, {"operation": "debug_disabled"})
+            self._submit(s, SESSION, {"operation": "debug_disabled"})
             self._session = None  # from here on, log() is a no-op
             self._drain(s)
             end_us = self._now_us()
             self._submit(
                 s,
-                _SESSION,
+                SESSION,
                 {
                     "operation": "session_end",
                     "records": {c: s.written[i] for i, c in enumerate(records.CATEGORIES)},
@@ -434,159 +215,13 @@ class DebugLog:
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=10)
 
-    # Logging ------------------------------------------------------------------------------------------------
-    def log(self, category: str, **fields: Any) -> None:
-        """Record ``fields`` in ``category``; a no-op when debug mode is off.
-
-        Raises ValueError for an unknown category (whether debug mode is on or not, so tests catch typos).
-        """
-        cat = _CAT_INDEX.get(category)
-        if cat is None:
-            raise ValueError(f"unknown debug-log category {category!r}")
-        s = self._session
-        if s is None:
-            return
-        self._submit(s, cat, fields, False)
-
-    def log_record(self, category: str, **fields: Any) -> dict[str, Any] | None:
-        """Like :meth:`log`, and returns the record as written (None when debug mode is off)."""
-        cat = _CAT_INDEX.get(category)
-        if cat is None:
-            raise ValueError(f"unknown debug-log category {category!r}")
-        s = self._session
-        if s is None:
-            return None
-        return self._submit(s, cat, fields, True)
-
-    def _submit(
-        self,
-        s: _Session,
-        cat: int,
-        fields: dict[str, Any],
-        want: bool = False,
-        into: list[str] | None = None,
-    ) -> dict[str, Any] | None:
-        """Mask, serialise and enqueue one record. ``fields`` is the caller's private ``**kwargs`` dict.
-
-        This is the hot path (debug-log.md: a few microseconds of caller time): the fields are serialised
-        outside the lock, and the common fields are formatted as text in front of them under the lock.
-        """
-        cache = _secret_name_cache
-        for key, value in fields.items():
-            if value.__class__ in _CONTAINERS:
-                try:
-                    fields[key] = _mask_names(value)  # a copy: the caller's nested objects stay unchanged
-                except RecursionError:
-                    fields[key] = "<recursive structure>"
-            else:
-                hit = cache.get(key)
-                if hit is None:
-                    hit = _is_secret_name(key)
-                if hit and _maskable(value):
-                    fields[key] = "***"
-        duration = fields.get("duration_ms")
-        if duration is not None and duration.__class__ in _NUMBERS:
-            fields["duration_ms"] = round(float(duration), 2)  # type: ignore[arg-type]
-        rid = _get_request_id()
-        tid = _get_trace_id()
-        extra = ""
-        if rid is not None and "request_id" not in fields:
-            extra = ',"request_id":' + _encode_str(rid)
-        else:
-            rid = None
-        if tid is not None and "trace_id" not in fields:
-            extra += ',"trace_id":' + _encode_str(tid)
-        else:
-            tid = None
-        with s.lock:
-            if s.closed:
-                return None
-            us = _time_ns() // 1000 if self._fast_clock else self._now_us()
-            if us <= s.last_us:
-                # Strictly increasing, even if the wall clock stands still or steps back: jq's
-                # ``sort_by(.timestamp)`` over all files then gives exactly the seq order.
-                us = s.last_us + 1
-            s.last_us = us
-            s.seq += 1
-            seq = s.seq
-            if into is None and not want:
-                # The hot path: serialisation happens on the writer thread (``_render``); the caller only
-                # enqueues. ``fields`` is the caller's private ``**kwargs`` dict, and nested containers were
-                # copied by ``_mask_names`` above, so nothing the caller holds can change the record later.
-                q = s.queue
-                if len(q) == s.queue_size:
-                    s.dropped += 1
-                    with self._count_lock:
-                        self._dropped_total += 1
-                q.append((cat, (us, seq, rid, tid, extra, fields)))
-                depth = len(q)
-            else:
-                line, rec = self._render(s, us, seq, rid, tid, extra, fields, self._ts_cache_caller)
-                if into is not None:
-                    into.append(line)
-                    return rec
-                q = s.queue
-                if len(q) == s.queue_size:
-                    s.dropped += 1
-                    with self._count_lock:
-                        self._dropped_total += 1
-                q.append((cat, line))
-                depth = len(q)
-        if depth > self._high_water:
-            self._wake.set()
-        if want and rec is None:
-            sec, frac = divmod(us, 1_000_000)
-            timestamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:06d}Z"
-            rec = _record(s.id, timestamp, round((us - s.start_us) / 1e6, 3), seq, rid, tid, fields)
-        return rec if want else None
-
-    def _render(
-        self,
-        s: _Session,
-        us: int,
-        seq: int,
-        rid: str | None,
-        tid: str | None,
-        extra: str,
-        fields: dict[str, Any],
-        cache: list[Any],
-    ) -> tuple[str, dict[str, Any] | None]:
-        """One record as a JSON line (and, if a secret had to be masked in it, the masked record)."""
-        body = _dumps(fields)
-        body = "," + body[1:] if len(body) > 2 else "}"
-        sec, frac = divmod(us, 1_000_000)
-        if cache[0] != sec:
-            cache[0] = sec
-            cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        timestamp = f"{cache[1]}.{frac:06d}Z"
-        elapsed = round((us - s.start_us) / 1e6, 3)
-        line = (
-            f'{{"session_id":{s.id_json},"timestamp":"{timestamp}",'
-            f'"elapsed_seconds":{elapsed!r},"seq":{seq}{extra}{body}'
-        )
-        rec: dict[str, Any] | None = None
-        for secret in self._secrets_json:
-            if secret in line:
-                rec = _mask_values(_record(s.id, timestamp, elapsed, seq, rid, tid, fields), self._secrets)
-                line = _dumps(rec)
-                break
-        return line, rec
-
-    def _now_us(self) -> int:
-        if self._fast_clock:
-            return time.time_ns() // 1000
-        now = self._clock()
-        if now.tzinfo is None:
-            now = now.replace(tzinfo=UTC)
-        return (now - _EPOCH) // _ONE_US
-
     # Writing ------------------------------------------------------------------------------------------------
     def flush(self) -> None:
         """Block until every record submitted so far is on disk (or kept for retry after a disk error)."""
         for s in list(self._live):
             self._drain(s)
 
-    def _drain(self, s: _Session) -> None:
+    def _drain(self, s: Session) -> None:
         with s.io_lock:
             with s.lock:
                 batch = s.queue
@@ -594,7 +229,7 @@ class DebugLog:
                     s.queue = deque(maxlen=s.queue_size)
             if all(fd < 0 for fd in s.fds) and s.closed:
                 return
-            chunks: list[list[str]] = [[] for _ in range(_NCATS)]
+            chunks: list[list[str]] = [[] for _ in range(NCATS)]
             render, cache = self._render, self._ts_cache_writer
             for cat, item in batch:
                 if item.__class__ is str:
@@ -605,10 +240,10 @@ class DebugLog:
             failed = self._check_files(s)
             forced: list[str] = []
             if s.total_bytes >= self._cap_bytes:
-                dropped = sum(len(chunks[i]) for i in range(_NCATS) if i != _SESSION)
+                dropped = sum(len(chunks[i]) for i in range(NCATS) if i != SESSION)
                 if dropped:
-                    for i in range(_NCATS):
-                        if i != _SESSION:
+                    for i in range(NCATS):
+                        if i != SESSION:
                             chunks[i] = []
                     self._count_drops(s, dropped)
                 if not s.cap_reported:
@@ -621,9 +256,9 @@ class DebugLog:
                     line = self._error_line(s, "size_cap", "DebugLogFull", message)
                     if line:
                         forced.append(line)
-            for i in range(_NCATS):
+            for i in range(NCATS):
                 lines = chunks[i]
-                if i == _ERRORS and forced:
+                if i == ERRORS and forced:
                     lines.extend(forced)
                 if not lines and not s.partial[i]:
                     continue
@@ -638,7 +273,7 @@ class DebugLog:
                 logger.warning("debug log writes recovered for session %s", s.id)
             self._last_flush_at = self._clock()
 
-    def _write(self, s: _Session, i: int, data: bytes) -> bool:
+    def _write(self, s: Session, i: int, data: bytes) -> bool:
         """Write ``data`` to category ``i``; keep what could not be written. Returns True on failure."""
         off = 0
         try:
@@ -666,7 +301,7 @@ class DebugLog:
                     self._written_total += lines
         return False
 
-    def _check_files(self, s: _Session) -> bool:
+    def _check_files(self, s: Session) -> bool:
         """Recreate files deleted under the writer. Returns True if one could not be recreated."""
         failed = False
         for i, path in enumerate(s.paths):
@@ -686,15 +321,15 @@ class DebugLog:
                 failed = True
         return failed
 
-    def _report(self, s: _Session, name: str, exc: OSError) -> None:
-        s.last_error = f"{name}: {_reason(exc)}"
+    def _report(self, s: Session, name: str, exc: OSError) -> None:
+        s.last_error = f"{name}: {reason(exc)}"
         if s.error_active:
             return
         s.error_active = True
         logger.error("debug log write failed (%s); debug mode stays on and retries on the next flush", s.last_error)
         self._submit(
             s,
-            _ERRORS,
+            ERRORS,
             {
                 "component": "debuglog",
                 "operation": "write",
@@ -704,7 +339,7 @@ class DebugLog:
             },
         )
 
-    def _error_line(self, s: _Session, operation: str, error_type: str, message: str) -> str:
+    def _error_line(self, s: Session, operation: str, error_type: str, message: str) -> str:
         """Build an ``errors`` record without queueing it (it bypasses the size cap)."""
         fields: dict[str, Any] = {
             "component": "debuglog",
@@ -714,10 +349,10 @@ class DebugLog:
             "traceback": None,
         }
         out: list[str] = []
-        self._submit(s, _ERRORS, fields, into=out)
+        self._submit(s, ERRORS, fields, into=out)
         return out[0] if out else ""
 
-    def _count_drops(self, s: _Session, n: int) -> None:
+    def _count_drops(self, s: Session, n: int) -> None:
         if n <= 0:
             return
         s.dropped += n
@@ -771,34 +406,19 @@ class DebugLog:
                 return
 
     # Sessions and retention ---------------------------------------------------------------------------------
-    def _create_session(self, by: str) -> _Session:
-        directory = self._dir
+    def _create_session(self, by: str) -> Session:
         try:
-            created = not directory.exists()
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if created:
-                os.chmod(directory, 0o700)
-            start_us = self._now_us()
-            base = time.strftime("%Y%m%d_%H%M%S", time.gmtime(start_us // 1_000_000))
-            n = 1
-            while True:
-                sid = base if n == 1 else f"{base}_{n}"
-                n += 1
-                if sid in self._reserved or (self._last_session is not None and self._last_session.id == sid):
-                    continue
-                session = _Session(sid, directory, start_us, by, self._queue_size)
-                self._reserved.add(sid)
-                try:
-                    session.open_files()
-                except FileExistsError:
-                    self._reserved.discard(sid)
-                    continue
-                except OSError:
-                    self._reserved.discard(sid)
-                    raise
-                return session
+            last = self._last_session
+            return create_session(
+                self._dir,
+                self._now_us,
+                by,
+                self._queue_size,
+                reserved=self._reserved,
+                last_id=last.id if last is not None else None,
+            )
         except OSError as exc:
-            raise DebugDirError(_reason(exc)) from exc
+            raise DebugDirError(reason(exc)) from exc
 
     def run_retention(self) -> list[str]:
         """Delete whole sessions older than DEBUG_LOG_RETENTION_DAYS, then the oldest until under
@@ -813,54 +433,20 @@ class DebugLog:
                 current = self._session
                 if current is not None:
                     protected.add(current.id)
-            sizes: dict[str, int] = {}
-            newest: dict[str, float] = {}
-            for sf in sessions:
-                size, mtime = 0, 0.0
-                for path in sf.paths:
-                    try:
-                        st = path.stat()
-                    except OSError:
-                        continue
-                    size += st.st_size
-                    mtime = max(mtime, st.st_mtime)
-                sizes[sf.session_id], newest[sf.session_id] = size, mtime
-            deleted: list[str] = []
-            keep: list[records.SessionFiles] = []
-            days = self._settings.debug_log_retention_days
-            cutoff = (self._clock() - timedelta(days=days)).timestamp() if days > 0 else None
-            for sf in sessions:
-                if cutoff is not None and sf.session_id not in protected and newest[sf.session_id] < cutoff:
-                    self._delete_session(sf)
-                    deleted.append(sf.session_id)
-                else:
-                    keep.append(sf)
-            total = sum(sizes[sf.session_id] for sf in keep)
-            for sf in keep:
-                if total <= self._cap_bytes:
-                    break
-                if sf.session_id in protected:
-                    continue
-                self._delete_session(sf)
-                deleted.append(sf.session_id)
-                total -= sizes[sf.session_id]
+            deleted = retention.prune(
+                sessions,
+                protected=protected,
+                retention_days=self._settings.debug_log_retention_days,
+                cap_bytes=self._cap_bytes,
+                clock=self._clock,
+            )
             if deleted:
                 logger.info("debug log retention deleted %d session(s): %s", len(deleted), ", ".join(deleted))
             return deleted
 
-    @staticmethod
-    def _delete_session(sf: records.SessionFiles) -> None:
-        for path in sf.paths:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                logger.warning("debug log retention could not delete %s: %s", path, _reason(exc))
-
     # Status and bundle --------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        """The api.md §8 DebugStatus body (without ``changed``)."""
+        """The ``GET /debug`` status body (without ``changed``): session, files, counters and settings."""
         active = self._session
         s = active or self._last_session
         files: list[dict[str, Any]] = []
@@ -912,7 +498,7 @@ class DebugLog:
 
     # Service log --------------------------------------------------------------------------------------------
     def _announce(self) -> None:
-        """The INFO line of config.md, emitted even when the root level is above INFO."""
+        """The INFO line that says where the logs go, emitted even when the root level is above INFO."""
         record = logger.makeRecord(
             logger.name,
             logging.INFO,
