@@ -18,7 +18,7 @@ pytest_plugins = ["docker_fixtures"]
 @pytest.fixture(autouse=True)
 def _clean_settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test is influenced by the developer's own environment or .env."""
-    names = {n.upper() for n in Settings.model_fields}
+    names = set(Settings.env_names())
     for key in list(os.environ):
         if key.upper() in names:
             monkeypatch.delenv(key, raising=False)

@@ -26,8 +26,8 @@ AUTO_PING_TIMEOUT_S = 2.0
 
 
 async def make_runtime(settings: Settings, *, ping_timeout: float = AUTO_PING_TIMEOUT_S) -> Runtime:
-    """The runtime for ``settings.runtime``; the caller owns it and must ``aclose()`` it."""
-    kind = RuntimeKind(settings.runtime)
+    """The runtime for ``settings.runtime.kind``; the caller owns it and must ``aclose()`` it."""
+    kind = settings.runtime.kind
     if kind is RuntimeKind.DOCKER:
         logger.info("runtime: docker (RUNTIME=docker)")
         return DockerRuntime()

@@ -1,0 +1,370 @@
+"""The setting groups: one documented pydantic model per concern, each field read from its own flat variable.
+
+A field's variable is its name in upper case (``min_replicas`` is ``MIN_REPLICAS``), or its alias in upper case
+where the group's name would repeat the field's (``runtime.kind`` is ``RUNTIME``). Each description gives the
+unit and range, the default, and why the setting exists; ``.env.example`` is generated from them.
+
+A new concern (the stream proxy, say) gets a model here and one field on :class:`~aceorch.config.Settings`;
+its variables keep flat names of their own, never a prefix or ``__`` nesting.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from aceorch.config.types import (
+    FLOAT,
+    INT,
+    Bool,
+    LogFormat,
+    LogLevel,
+    PortRange,
+    Range,
+    RuntimeKind,
+    Str,
+    WaitFor,
+    default_engine_command,
+    lower,
+    upper,
+)
+
+__all__ = [
+    "ApiSettings", "RuntimeSettings", "PoolSettings", "HealthSettings", "BreakerSettings", "StreamSettings",
+    "VpnSettings", "DebugSettings", "Group",
+]
+
+
+class Group(BaseModel):
+    """Base of the setting groups: defaults are validated too, unknown fields are refused."""
+
+    model_config = ConfigDict(validate_default=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
+
+
+class ApiSettings(Group):
+    """The service process: where it listens, who may call it, how it logs, where it stores its state."""
+
+    model_config = ConfigDict(title="Service, API and logging")
+
+    app_host: Str = Field("0.0.0.0", description="Listen address (IP address or hostname), default 0.0.0.0.")
+    app_port: Annotated[int, INT] = Field(
+        8000, ge=1, le=65535,
+        description="Listen port, 1-65535, default 8000. Under compose it is also the published port and the "
+        "HEALTHCHECK's port.",
+    )
+    api_key: SecretStr | None = Field(
+        None, json_schema_extra={"example": "your-api-key"},
+        description="Bearer key for the mutating endpoints, /by-label and /debug/bundle: any non-empty string, "
+        "default unset. When unset, every endpoint is open (WARNING). Never logged (shown as ***).",
+    )
+    log_level: Annotated[LogLevel, upper] = Field(
+        LogLevel.INFO, description="Root log level: DEBUG, INFO, WARNING (alias WARN), ERROR, CRITICAL; default INFO."
+    )
+    log_format: Annotated[LogFormat, lower] = Field(
+        LogFormat.TEXT, description="Log line format on stdout: text or json; default text."
+    )
+    db_url: Str = Field(
+        "sqlite:///./orchestrator.db",
+        description="The store of engines, streams and stats: an SQLAlchemy URL, scheme sqlite or "
+        "postgresql[+driver]; default sqlite:///./orchestrator.db. Relative paths are relative to the working "
+        "directory (/app in the image).",
+    )
+
+
+class RuntimeSettings(Group):
+    """Where and how engines run: the runtime, the image, the labels that mark them, their ports."""
+
+    model_config = ConfigDict(title="Runtime and engines")
+
+    kind: Annotated[RuntimeKind, lower] = Field(
+        RuntimeKind.AUTO, alias="runtime",
+        description="Where engines run: auto (docker if a Docker engine answers within 2 s, else process), docker, "
+        "process; default auto.",
+    )
+    engine_command: Str = Field(
+        default_factory=default_engine_command,
+        description="Process runtime only: the command each engine runs (split by shell rules, no shell). "
+        'Default: the bundled engine simulator, "<python running aceorch> -m aceorch.sim engine".',
+    )
+    docker_network: Str | None = Field(
+        None,
+        description="Network for engines without VPN (must exist; checked at start), default unset. "
+        'docker-compose uses it for the orchestrator too and defaults it to "aceorch" '
+        "(docker network create aceorch).",
+    )
+    target_image: Str = Field(
+        "acestream/engine:latest",
+        description="Engine image; must exist locally or be pullable; default acestream/engine:latest. "
+        "Offline demo/tests: aceorch/engine-sim:latest.",
+    )
+    container_label: Str = Field(
+        "ondemand.app=myservice",
+        description="Label marking managed containers, key=value (split at the first =), default "
+        "ondemand.app=myservice. Running labelled containers are adopted at start, stopped ones removed; "
+        "unlabelled containers are never touched.",
+    )
+    engine_advertise_host: Str = Field(
+        "auto",
+        description="The host proxies see in /engines: auto, or a hostname or IP address; default auto. "
+        "auto = 127.0.0.1 (and the host port) when aceorch runs on the host; in its container, the Gluetun name "
+        "in VPN mode, else the engine's container name (with the container port). See docs/deployment.md, "
+        '"Engine addresses".',
+    )
+    provision_wait_for: Annotated[WaitFor, lower] = Field(
+        WaitFor.READY,
+        description="When a provision call answers: ready (engine API answers) or running (container runs; for "
+        "proxies with short timeouts when engines start slowly); default ready.",
+    )
+    startup_timeout_s: Annotated[int, INT] = Field(
+        25, ge=1, le=600,
+        description="Deadline for an engine to become ready/running, 1-600 s, default 25; also the base of the "
+        "slow_provisioning threshold.",
+    )
+    port_range_host: Range = Field(
+        PortRange(19000, 19999),
+        description="Host ports of engines, default 19000-19999 (HTTP; HTTPS with ACE_MAP_HTTPS; in VPN mode the "
+        "first MAX_ACTIVE_REPLICAS are the VPN port pool). Ranges are A-B with 1 <= A <= B <= 65535 and must not "
+        "overlap each other or APP_PORT.",
+    )
+    ace_http_range: Range = Field(
+        PortRange(40000, 44999),
+        description="Container-side HTTP ports of Docker-bridge engines, default 40000-44999.",
+    )
+    ace_https_range: Range = Field(
+        PortRange(45000, 49999),
+        description="Engine HTTPS ports (container side under Docker, host side under the process runtime), "
+        "default 45000-49999.",
+    )
+    ace_map_https: Bool = Field(
+        False,
+        description="Also publish each engine's HTTPS port on a PORT_RANGE_HOST port: true/false/1/0/yes/no; "
+        "default false.",
+    )
+
+    @property
+    def label_pair(self) -> tuple[str, str]:
+        """``CONTAINER_LABEL`` split at its first ``=``."""
+        key, _, value = self.container_label.partition("=")
+        return key, value
+
+    @property
+    def value(self) -> str:
+        """The kind's value: ``settings.runtime.value`` keeps working while flat access is transitional."""
+        return self.kind.value
+
+
+class PoolSettings(Group):
+    """How many engines run, when new ones start and when idle ones stop."""
+
+    model_config = ConfigDict(title="Pool, autoscaling and provisioning")
+
+    min_replicas: Annotated[int, INT] = Field(
+        1, ge=0, le=1000, description="Engines kept at all times, 0-1000, default 1, <= MAX_REPLICAS."
+    )
+    min_free_replicas: Annotated[int, INT] = Field(
+        1, ge=0, le=1000,
+        description="Free (stream-less) engines kept warm so that a new stream need not wait for a start, 0-1000, "
+        "default 1, <= MAX_REPLICAS.",
+    )
+    max_replicas: Annotated[int, INT] = Field(
+        20, ge=1, le=1000,
+        description="Hard cap on engines (starts in flight included), 1-1000, default 20, >= MIN_REPLICAS.",
+    )
+    max_active_replicas: Annotated[int, INT] = Field(
+        20, ge=1, le=1000,
+        description="VPN mode only: size of the VPN port pool and a second cap, 1-1000, default 20, <= size of "
+        "PORT_RANGE_HOST.",
+    )
+    auto_delete: Bool = Field(
+        False,
+        description="Stop an engine once its last stream has ended and ENGINE_GRACE_PERIOD_S has passed; "
+        "default false.",
+    )
+    engine_grace_period_s: Annotated[int, INT] = Field(
+        30, ge=0, le=86400,
+        description="Grace period for AUTO_DELETE, so that a stream restarted at once finds its engine, "
+        "0-86400 s (0 = at once), default 30.",
+    )
+    idle_ttl_s: Annotated[int, INT] = Field(
+        600, ge=0, le=604800,
+        description="Stop any engine without a started stream for this long, 0-604800 s (0 disables), default 600.",
+    )
+    autoscale_interval_s: Annotated[int, INT] = Field(
+        30, ge=1, le=3600,
+        description="Autoscaler loop period (how often the pool is brought back to MIN_REPLICAS and "
+        "MIN_FREE_REPLICAS), 1-3600 s, default 30.",
+    )
+    monitor_interval_s: Annotated[int, INT] = Field(
+        10, ge=1, le=3600,
+        description="Runtime reconcile loop period (how often the runtime and the store are pinged and the engine "
+        "list is reconciled with the runtime's containers), 1-3600 s, default 10.",
+    )
+    max_concurrent_provisions: Annotated[int, INT] = Field(
+        5, ge=1, le=100,
+        description="Starts in flight across all callers, 1-100, default 5 (extra requests wait, FIFO), so that a "
+        "burst of requests does not start every engine at once.",
+    )
+    min_provision_interval_s: Annotated[float, FLOAT] = Field(
+        0.5, ge=0, le=60,
+        description="Minimum gap between two starts, spacing a burst out, 0-60 s (float; 0 disables), default 0.5.",
+    )
+
+
+class HealthSettings(Group):
+    """The engine prober: how often it probes and when an unhealthy engine is replaced."""
+
+    model_config = ConfigDict(title="Health")
+
+    health_check_interval_s: Annotated[int, INT] = Field(
+        20, ge=1, le=3600, description="Engine prober period, 1-3600 s, default 20."
+    )
+    health_failure_threshold: Annotated[int, INT] = Field(
+        3, ge=1, le=100,
+        description="Consecutive failed probes before an engine is unhealthy, 1-100, default 3 (one slow answer "
+        "does not condemn an engine).",
+    )
+    health_unhealthy_grace_period_s: Annotated[int, INT] = Field(
+        60, ge=0, le=86400,
+        description="How long an engine stays unhealthy before it is replaced, giving it time to recover, "
+        "0-86400 s, default 60.",
+    )
+    health_replacement_cooldown_s: Annotated[int, INT] = Field(
+        60, ge=0, le=86400,
+        description="Minimum gap between two replacements, so that a sick host does not churn the whole pool, "
+        "0-86400 s, default 60.",
+    )
+
+
+class BreakerSettings(Group):
+    """The circuit breakers that stop starting engines while starts keep failing."""
+
+    model_config = ConfigDict(title="Circuit breakers")
+
+    circuit_breaker_failure_threshold: Annotated[int, INT] = Field(
+        5, ge=1, le=1000,
+        description="Consecutive failed starts that open the general breaker, 1-1000, default 5; while it is open, "
+        "provision calls fail at once instead of queueing starts that would fail too.",
+    )
+    circuit_breaker_recovery_timeout_s: Annotated[int, INT] = Field(
+        300, ge=1, le=86400,
+        description="How long the general breaker stays open before one trial start, 1-86400 s, default 300.",
+    )
+    circuit_breaker_replacement_threshold: Annotated[int, INT] = Field(
+        3, ge=1, le=1000,
+        description="The same threshold for the replacement breaker (starts that replace unhealthy engines), "
+        "1-1000, default 3.",
+    )
+    circuit_breaker_replacement_timeout_s: Annotated[int, INT] = Field(
+        180, ge=1, le=86400,
+        description="The same recovery timeout for the replacement breaker, 1-86400 s, default 180.",
+    )
+
+
+class StreamSettings(Group):
+    """Streams and their stats: how often stats are collected and how long they are kept."""
+
+    model_config = ConfigDict(title="Streams and stats")
+
+    collect_interval_s: Annotated[int, INT] = Field(
+        5, ge=1, le=3600,
+        description="Stats collection period, 1-3600 s, default 5 (three failures in a row end a stream as stale).",
+    )
+    stats_history_max: Annotated[int, INT] = Field(
+        720, ge=1, le=100000,
+        description="Snapshots kept per stream, bounding the memory and rows a long stream takes, 1-100000, "
+        "default 720.",
+    )
+    stream_retention_s: Annotated[int, INT] = Field(
+        86400, ge=60, le=31536000,
+        description="How long ended streams and their stats are kept, 60-31536000 s, default 86400.",
+    )
+
+
+class VpnSettings(Group):
+    """VPN mode: engines behind a Gluetun container, and how aceorch watches its tunnel."""
+
+    model_config = ConfigDict(title="VPN (Gluetun)")
+
+    gluetun_container_name: Str | None = Field(
+        None,
+        description="Setting it turns VPN mode on (engines join this container's network namespace; needs the "
+        "Docker runtime); default unset. docker-compose.gluetun.yml sets it to gluetun for the orchestrator.",
+    )
+    gluetun_api_port: Annotated[int, INT] = Field(
+        8000, ge=1, le=65535,
+        description="Port of Gluetun's control server, 1-65535, default 8000, not a VPN pool port.",
+    )
+    gluetun_api_url: Str | None = Field(
+        None,
+        description="Base URL of the control server (absolute http(s) URL), default unset: "
+        "http://<GLUETUN_CONTAINER_NAME>:<GLUETUN_API_PORT> if that name resolves, else the container's IP from "
+        "Docker.",
+    )
+    gluetun_api_key: SecretStr | None = Field(
+        None,
+        description="Sent as X-API-Key to the control server (Gluetun >= v3.39.1), default unset. Never logged.",
+    )
+    gluetun_health_check_interval_s: Annotated[int, INT] = Field(
+        5, ge=1, le=3600, description="VPN monitor period, 1-3600 s, default 5."
+    )
+    gluetun_port_cache_ttl_s: Annotated[int, INT] = Field(
+        60, ge=1, le=86400,
+        description="How long the forwarded port is cached, sparing the control server a call per read, "
+        "1-86400 s, default 60.",
+    )
+    gluetun_startup_wait_s: Annotated[int, INT] = Field(
+        60, ge=0, le=3600,
+        description="Bounded wait at start for a healthy VPN before the minimum pool is created, 0-3600 s, "
+        "default 60.",
+    )
+    vpn_restart_engines_on_reconnect: Bool = Field(
+        True,
+        description="After a VPN recovery, restart the engines created before it, whose connections went through "
+        "the old tunnel; default true.",
+    )
+    vpn_recovery_stabilize_s: Annotated[int, INT] = Field(
+        30, ge=0, le=3600,
+        description="How long the VPN must stay healthy before those restarts, so that a flapping tunnel does not "
+        "restart engines on every blip, 0-3600 s, default 30.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """VPN mode is on when ``GLUETUN_CONTAINER_NAME`` is set."""
+        return bool(self.gluetun_container_name)
+
+
+class DebugSettings(Group):
+    """Debug mode: JSONL session files recording what the orchestrator did, and the stress detectors."""
+
+    model_config = ConfigDict(title="Debug mode (JSONL session files)")
+
+    debug_mode: Bool = Field(
+        False,
+        description="Start a debug session at start (then `docker-compose restart orchestrator`); default false.",
+    )
+    debug_log_dir: Str = Field(
+        "./debug_logs",
+        description="Where the session files go (created 0700, files 0600), default ./debug_logs. Under "
+        "docker-compose keep ./debug_logs: that is the folder bind-mounted from the host.",
+    )
+    debug_log_retention_days: Annotated[int, INT] = Field(
+        7, ge=0, le=3650,
+        description="Session files older than this are deleted, 0-3650 days (0 keeps everything), default 7.",
+    )
+    debug_log_max_mb: Annotated[int, INT] = Field(
+        512, ge=1, le=1048576,
+        description="Cap on the size of the session files, 1-1048576 MB (oldest sessions go first), default 512.",
+    )
+    debug_flush_interval_ms: Annotated[int, INT] = Field(
+        200, ge=10, le=1000, description="Background writer flush period, 10-1000 ms, default 200."
+    )
+    debug_slow_provisioning_ratio: Annotated[float, FLOAT] = Field(
+        0.7, gt=0, le=1,
+        description="Stress slow_provisioning fires above this ratio x STARTUP_TIMEOUT_S, 0 < r <= 1, default 0.7.",
+    )
+    debug_unhealthy_ratio: Annotated[float, FLOAT] = Field(
+        0.3, ge=0, lt=1,
+        description="Stress high_unhealthy_engines fires when unhealthy / total > r, 0 <= r < 1, default 0.3.",
+    )
