@@ -16,7 +16,7 @@ import pytest
 import sessiongen as gen
 
 from aceorch.analysis import fastpath, fields
-from aceorch.analysis import report as analysis_report
+from aceorch.analysis import report as report_mod
 from aceorch.analysis.reader import Reader
 from aceorch.analysis.sessions import discover_sessions
 
@@ -217,7 +217,7 @@ def test_report_on_tricky_lines_equals_a_pure_json_computation(tmp_path: Path) -
     (log_dir / "20251018_144430_provisioning.jsonl").write_bytes(b"\n".join(TRICKY_LINES) + b"\nnot json\n")
     reader = Reader()
     sessions = discover_sessions(log_dir)
-    report = analysis_report.build_report(reader, sessions)
+    report = report_mod.build_report(reader, sessions)
     expected: dict[str, list[float]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
     for line in TRICKY_LINES:
@@ -291,13 +291,13 @@ def test_report_with_worker_processes_equals_in_process(
     log_dir = tmp_path / "logs"
     busy_session(log_dir, gen.START, seed=9, n=3000, decoy=False)
     sessions = discover_sessions(log_dir)
-    single = analysis_report.build_report(Reader(), sessions, workers=1)
-    monkeypatch.setattr(analysis_report, "PARALLEL_MIN_BYTES", 0)
+    single = report_mod.build_report(Reader(), sessions, workers=1)
+    monkeypatch.setattr(report_mod, "PARALLEL_MIN_BYTES", 0)
     seen: list[int] = []
     # Small blocks so that several workers share the file.
-    real_bounds = analysis_report._block_bounds
-    monkeypatch.setattr(analysis_report, "_block_bounds", lambda path, size, block: real_bounds(path, size, 64 * 1024))
-    parallel = analysis_report.build_report(Reader(progress=seen.append), sessions, workers=2)
+    real_bounds = report_mod._block_bounds
+    monkeypatch.setattr(report_mod, "_block_bounds", lambda path, size, block: real_bounds(path, size, 64 * 1024))
+    parallel = report_mod.build_report(Reader(progress=seen.append), sessions, workers=2)
     assert parallel["operations"] == single["operations"]
     assert parallel["average_provisioning_ms"] == jq_average(list(log_dir.glob("*_provisioning.jsonl")))
     assert sum(seen) >= next(log_dir.glob("*_provisioning.jsonl")).stat().st_size

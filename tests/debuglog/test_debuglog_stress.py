@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from debuglog_helpers import FakeClock, session_records
 
+from aceorch.debuglog.records import SEVERITIES, STRESS_EVENT_TYPES
 from aceorch.debuglog.stress import StressMonitor
 from aceorch.debuglog.writer import DebugLog
-from aceorch.debuglog.records import SEVERITIES, STRESS_EVENT_TYPES
 
 
 class Harness:

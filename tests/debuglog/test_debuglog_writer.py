@@ -16,10 +16,10 @@ from debuglog_helpers import FakeClock, read_jsonl, session_records
 
 from aceorch import aiokits
 from aceorch.debuglog import records
+from aceorch.debuglog import writer as writer_mod
 from aceorch.debuglog.records import CATEGORIES
 from aceorch.debuglog.stress import StressMonitor
 from aceorch.debuglog.writer import DebugLog
-from aceorch.debuglog import writer as writer_mod
 from aceorch.errors import DebugDirError
 from support import wait_until
 

@@ -264,7 +264,8 @@ def _capacity_finding(ev: Evidence) -> Finding | None:
     )
 
 
-#: Refusals by a gate (api.md §4.1): the breaker does not count them, so neither does its streak.
+#: Refusals by a gate (VPN down, breaker open, capacity): the breaker does not count them, so neither does its
+#: streak.
 _GATED = frozenset({"circuit_breaker", "max_capacity", "port_pool_exhausted", "vpn_disconnected"})
 
 

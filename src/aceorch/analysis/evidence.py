@@ -58,6 +58,7 @@ class Finding:
     first_seen: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        """The finding as the ``diagnose --json`` item (``summary`` joins the chain)."""
         return {
             "kind": self.kind,
             "severity": self.severity,
@@ -72,6 +73,8 @@ class Finding:
 
 @dataclass(frozen=True)
 class Start:
+    """One finished start (success or failure), with its begin time estimated from its duration."""
+
     t_end: float
     t_begin: float
     timestamp: str
@@ -85,6 +88,8 @@ class Start:
 
 @dataclass
 class Evidence:
+    """Everything the rules need, collected in one pass over the session files."""
+
     threshold_ms: float = 17500.0
     unhealthy_ratio: float = 0.3
     config: dict[str, Any] = field(default_factory=dict)
@@ -109,14 +114,17 @@ class Evidence:
 
 
 def hms(ts: str | None) -> str:
+    """The ``HH:MM:SS`` of a record timestamp, or ``?``."""
     return ts[11:19] if isinstance(ts, str) and len(ts) >= 19 else "?"
 
 
 def fmt_s(ms: float | None) -> str:
+    """Milliseconds as seconds with two decimals (``17.50s``), or ``?``."""
     return "?" if ms is None else f"{ms / 1000.0:.2f}s"
 
 
 def collect(reader: Reader, sessions: Sequence[Session]) -> Evidence:
+    """Read the sessions once per category and keep what the rules need (capped, so memory stays bounded)."""
     ev = Evidence()
     ev.config = session_config(reader, sessions)
     ev.threshold_ms = slow_threshold_ms(ev.config)
@@ -211,6 +219,7 @@ def collect(reader: Reader, sessions: Sequence[Session]) -> Evidence:
 
 
 def outage_windows(ev: Evidence) -> list[tuple[float, float, Outage]]:
+    """``(start, end + aftermath, outage)`` per VPN outage: the time its effects are blamed on it."""
     end_default = ev.last_t or 0.0
     out = []
     for outage in ev.outages:
@@ -221,4 +230,5 @@ def outage_windows(ev: Evidence) -> list[tuple[float, float, Outage]]:
 
 
 def in_windows(t0: float, t1: float, windows: list[tuple[float, float, Outage]]) -> bool:
+    """Whether ``[t0, t1]`` overlaps any outage window."""
     return any(t0 <= w1 and t1 >= w0 for w0, w1, _o in windows)

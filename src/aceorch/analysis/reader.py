@@ -88,6 +88,7 @@ class Reader:
                 yield record
 
     def parse(self, line: bytes) -> Record | None:
+        """One line as a record object, or None (counted in ``bad_lines``) when it is not a JSON object."""
         try:
             value = json.loads(line)
         except ValueError:

@@ -49,6 +49,7 @@ class OpStats:
     ok_max: float = -math.inf
 
     def add(self, duration: float | None, success: bool | None) -> None:
+        """Fold in one record's duration and outcome."""
         self.count += 1
         if success is True:
             self.succeeded += 1
@@ -82,6 +83,7 @@ class OpStats:
             self.ok_max = max(self.ok_max, max(ok))
 
     def as_dict(self) -> dict[str, Any]:
+        """The ``report --json`` item: counts, latency percentiles, success rate and the successful subset."""
         values = sorted(self.durations)
         n = len(values)
         decided = self.succeeded + self.failed

@@ -23,6 +23,8 @@ _VPN_UP = frozenset({"healthy", "connected", "up"})
 
 @dataclass
 class Outage:
+    """One VPN outage: from the first down signal to the first up signal after it (``end`` None: still down)."""
+
     start: str
     end: str | None = None
     duration_ms: float | None = None
@@ -31,13 +33,16 @@ class Outage:
     engines_restarted: Any = None
 
     def start_s(self) -> float:
+        """The start as POSIX seconds."""
         return ts_seconds(self.start) or 0.0
 
     def end_s(self, default: float) -> float:
+        """The end as POSIX seconds, or ``default`` while the VPN is still down."""
         value = ts_seconds(self.end) if self.end else None
         return value if value is not None else default
 
     def as_dict(self) -> dict[str, Any]:
+        """The outage as the ``report --json`` item."""
         return {
             "start": self.start,
             "end": self.end,
@@ -112,6 +117,8 @@ def vpn_outages(records: Iterable[Record]) -> list[Outage]:
 
 @dataclass(frozen=True)
 class HealthCycle:
+    """One health sweep's summary: engine counts by state, at one time."""
+
     timestamp: str
     t: float
     healthy: int

@@ -1,4 +1,4 @@
-"""``GET /debug/bundle``: one session's files and a manifest, packed into a ``tar.gz`` (api.md §8).
+"""``GET /debug/bundle``: one session's files and a manifest, packed into a ``tar.gz``.
 
 The bundle is written to a temporary file (the caller streams it and then deletes it). A live session keeps
 growing while it is packed, so each file is copied up to the size it had when it was opened, and its sha256

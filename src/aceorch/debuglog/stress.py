@@ -1,4 +1,4 @@
-"""Stress detectors (debug-log.md "Stress situations"): small state machines fed by the service.
+"""Stress detectors: small state machines fed by the service, one per stress situation.
 
 Each detector turns a stream of samples into *episodes*: the first sample that sees the condition writes one
 stress record; later samples that still see it are only counted (``samples``); the first sample that sees it
@@ -32,7 +32,7 @@ __all__ = ["StressMonitor"]
 
 logger = logging.getLogger("aceorch.debuglog.stress")
 
-#: debug-log.md defaults that have no setting of their own.
+#: Detector limits that have no setting of their own.
 FAILURE_RATE_WINDOW_S = 300
 FAILURE_RATE_RATIO = 0.3
 FAILURE_RATE_MIN_ATTEMPTS = 5
@@ -86,6 +86,7 @@ class StressMonitor:
     # Thresholds ---------------------------------------------------------------------------------------------
     @property
     def slow_provisioning_threshold_ms(self) -> float:
+        """The duration over which a start counts as slow: ``STARTUP_TIMEOUT_S`` × ``DEBUG_SLOW_PROVISIONING_RATIO``."""
         ratio: float = self._settings.debug_slow_provisioning_ratio
         timeout: int = self._settings.startup_timeout_s
         return ratio * timeout * 1000.0
