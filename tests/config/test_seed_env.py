@@ -18,7 +18,7 @@ def test_every_env_fragment_of_the_seed_loads(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("".join(fragments))
     s = load_settings(env)
-    assert s.debug_mode is True and s.debug_log_dir == "./debug_logs"
-    assert s.gluetun_health_check_interval_s == 3
-    assert s.circuit_breaker_failure_threshold == 10
-    assert s.circuit_breaker_recovery_timeout_s == 180
+    assert s.debug.debug_mode is True and s.debug.debug_log_dir == "./debug_logs"
+    assert s.vpn.gluetun_health_check_interval_s == 3
+    assert s.breaker.circuit_breaker_failure_threshold == 10
+    assert s.breaker.circuit_breaker_recovery_timeout_s == 180

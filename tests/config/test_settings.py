@@ -10,9 +10,9 @@ from aceorch.errors import ConfigError
 
 def test_defaults_match_config_md() -> None:
     s = load_settings(None)
-    assert s.app_port == 8000 and s.max_replicas == 20 and s.startup_timeout_s == 25
-    assert str(s.port_range_host) == "19000-19999" and s.label_pair == ("ondemand.app", "myservice")
-    assert s.debug_log_dir == "./debug_logs" and s.debug_mode is False
+    assert s.api.app_port == 8000 and s.pool.max_replicas == 20 and s.runtime.startup_timeout_s == 25
+    assert str(s.runtime.port_range_host) == "19000-19999" and s.label_pair == ("ondemand.app", "myservice")
+    assert s.debug.debug_log_dir == "./debug_logs" and s.debug.debug_mode is False
 
 
 def test_env_file_with_inline_comments_and_env_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,11 +23,11 @@ def test_env_file_with_inline_comments_and_env_precedence(tmp_path: Path, monkey
     )
     monkeypatch.setenv("MAX_REPLICAS", "9")
     s = load_settings(env)
-    assert s.debug_mode is True
-    assert s.circuit_breaker_failure_threshold == 10
-    assert s.circuit_breaker_recovery_timeout_s == 180
-    assert s.api_key is None
-    assert s.max_replicas == 9
+    assert s.debug.debug_mode is True
+    assert s.breaker.circuit_breaker_failure_threshold == 10
+    assert s.breaker.circuit_breaker_recovery_timeout_s == 180
+    assert s.api.api_key is None
+    assert s.pool.max_replicas == 9
 
 
 def test_every_invalid_variable_gets_its_own_line(monkeypatch: pytest.MonkeyPatch) -> None:
