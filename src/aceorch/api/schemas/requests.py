@@ -1,4 +1,8 @@
-"""Request bodies (api.md §4, §5). Responses are plain dicts built by the models' ``public()``."""
+"""The API's request bodies: provisioning, and the stream events proxies send.
+
+Bodies ignore unknown fields; label and env values that are booleans or numbers become strings
+(``true``/``false``, ``3``), and anything else that is not a string fails validation.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,16 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "ProvisionAceBody",
+    "ProvisionGenericBody",
+    "EngineRef",
+    "StreamRef",
+    "SessionRef",
+    "StreamStartedBody",
+    "StreamEndedBody",
+]
 
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -42,6 +56,8 @@ def _check_env_keys(value: dict[str, str]) -> dict[str, str]:
 
 
 class ProvisionAceBody(BaseModel):
+    """``POST /provision/acestream``: the image, labels, env and optional fixed host port of one engine."""
+
     model_config = ConfigDict(extra="ignore")
 
     image: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^\S+$")] | None = None
@@ -54,6 +70,8 @@ class ProvisionAceBody(BaseModel):
 
 
 class ProvisionGenericBody(BaseModel):
+    """``POST /provision``: a generic managed container's image, labels, env, ports and name prefix."""
+
     model_config = ConfigDict(extra="ignore")
 
     image: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^\S+$")] | None = None
@@ -68,12 +86,16 @@ class ProvisionGenericBody(BaseModel):
 
 
 class EngineRef(BaseModel):
+    """The engine a proxy used, by address."""
+
     model_config = ConfigDict(extra="ignore")
     host: Annotated[str, Field(min_length=1, max_length=253)]
     port: Annotated[int, Field(ge=1, le=65535)]
 
 
 class StreamRef(BaseModel):
+    """What a stream plays: a content id, infohash, URL or magnet."""
+
     model_config = ConfigDict(extra="ignore")
     key_type: Literal["content_id", "infohash", "url", "magnet"]
     key: Annotated[str, Field(min_length=1, max_length=256)]
@@ -83,6 +105,8 @@ URL_OR_EMPTY = r"^(|https?://\S+)$"
 
 
 class SessionRef(BaseModel):
+    """The engine's playback session: its id, stat and command URLs, and whether it is live."""
+
     model_config = ConfigDict(extra="ignore")
     playback_session_id: Annotated[str, Field(min_length=1, max_length=256)]
     stat_url: Annotated[str, Field(pattern=URL_OR_EMPTY, max_length=2048)] = ""
@@ -91,6 +115,8 @@ class SessionRef(BaseModel):
 
 
 class StreamStartedBody(BaseModel):
+    """``POST /events/stream_started``: the engine, stream and session a proxy started, and its labels."""
+
     model_config = ConfigDict(extra="ignore")
     container_id: str | None = None
     engine: EngineRef
@@ -109,6 +135,8 @@ class StreamStartedBody(BaseModel):
 
 
 class StreamEndedBody(BaseModel):
+    """``POST /events/stream_ended``: the stream (or every stream of an engine) a proxy ended, and why."""
+
     model_config = ConfigDict(extra="ignore")
     container_id: Annotated[str, Field(max_length=256)] | None = None
     stream_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
