@@ -54,7 +54,7 @@ async def one_run(n: int, hold_s: float, debug: bool) -> dict[str, Any]:
             await asyncio.sleep(hold_s)  # the workload: health sweeps every second, stats, the lag loop
             await health.stop()
             metrics = (await client.get("/metrics")).text
-            counts = svc._health_counts()
+            counts = svc.fleet.health_counts()
             records = app.state.debuglog.entries_written if debug else 0
     gauge = common.gauge(metrics, "orch_event_loop_lag_max_seconds")
     prov, hold = provisioning.figures(), health.figures()

@@ -54,7 +54,7 @@ async def measure(n: int, sweeps: int, requests: int, engine: str) -> dict[str, 
 
             ports = await asyncio.gather(*(provision() for _ in range(n)))
             out["provision_all_s"] = round(time.perf_counter() - begin, 2)
-            out["engines"] = len(svc.engines)
+            out["engines"] = svc.fleet.engine_count()
             out["children_rss_mb"] = common.children_rss_mb()
             print(f"  {n} engines up in {out['provision_all_s']} s; their RSS {out['children_rss_mb']} MB")
 
@@ -70,14 +70,14 @@ async def measure(n: int, sweeps: int, requests: int, engine: str) -> dict[str, 
 
                 for i in range(sweeps):
                     t = time.perf_counter()
-                    await svc._health_once()
+                    await svc.probe_health()
                     sweep_s.append(time.perf_counter() - t)
                     t = time.perf_counter()
                     answered = await asyncio.gather(*(ask(p) for p in ports))
                     bare_s.append(time.perf_counter() - t)
                     print(f"  sweep {i + 1}: aceorch {sweep_s[-1] * 1000:.0f} ms, bare {bare_s[-1] * 1000:.0f} ms")
             await probe.stop()
-            out["health_counts"] = svc._health_counts()
+            out["health_counts"] = svc.fleet.health_counts()
             out["bare_answered"] = sum(answered)
             out["sweep_s"] = sweep_s
             out["bare_s"] = bare_s

@@ -41,13 +41,13 @@ async def poll_until(
     check: Callable[[], Awaitable[bool]],
     *,
     timeout: float,
-    interval: float = 0.2,
+    interval: float | Callable[[], float] = 0.2,
     stop: asyncio.Event | None = None,
 ) -> bool:
     """Await ``check()`` every ``interval`` seconds until it is true (returns True), or time or ``stop`` ends it.
 
     Returns False when ``timeout`` seconds pass or ``stop`` is set first. The deadline is on the monotonic clock;
-    ``check`` is always tried at least once.
+    ``check`` is always tried at least once. A callable ``interval`` is asked for each pause (a backoff).
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -58,7 +58,7 @@ async def poll_until(
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        pause = min(interval, left)
+        pause = min(interval() if callable(interval) else interval, left)
         if stop is not None:
             if await sleep_or_stop(stop, pause):
                 return False

@@ -1,5 +1,7 @@
 """aceorch's own error tree. Backend errors are translated into these at the boundary, ``from`` the original.
 
+The tree says *what* went wrong; the API's exception handlers decide the HTTP status and ``Retry-After``.
+
 ::
 
     AceorchError
@@ -11,12 +13,23 @@
     │   ├── NameConflict            a container of that name exists already
     │   └── PortUnavailable         a host port cannot be bound
     ├── DebugDirError               DEBUG_LOG_DIR cannot be created or written
-    └── ProvisioningError           the documented ProvisioningError body (api.md), with its HTTP status
+    └── ProvisioningError           a start that did not happen, with the fields of the error body
+        ├── ProvisioningBlocked     a gate is closed now; waiting may help
+        │   ├── RuntimeBlocked      runtime_unavailable: the runtime does not answer
+        │   ├── VpnBlocked          vpn_disconnected: the VPN is required and down
+        │   ├── BreakerBlocked      circuit_breaker: too many failed starts
+        │   └── CapacityBlocked     max_capacity: no engine slot or host port left
+        ├── ProvisioningRejected    the request itself cannot be served
+        │   ├── PortInUse           port_conflict: a requested port is taken
+        │   ├── ImageMissing        image_not_found: the requested image is not present
+        │   └── RuntimeUnsupported  unsupported_runtime: the runtime cannot run this kind of container
+        └── ProvisioningFailed      general_error: the start was admitted and then failed
+            └── VpnFailure          vpn_error: it failed because of the VPN network
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
 __all__ = [
     "AceorchError",
@@ -29,6 +42,17 @@ __all__ = [
     "PortUnavailable",
     "DebugDirError",
     "ProvisioningError",
+    "ProvisioningBlocked",
+    "RuntimeBlocked",
+    "VpnBlocked",
+    "BreakerBlocked",
+    "CapacityBlocked",
+    "ProvisioningRejected",
+    "PortInUse",
+    "ImageMissing",
+    "RuntimeUnsupported",
+    "ProvisioningFailed",
+    "VpnFailure",
 ]
 
 
@@ -37,6 +61,8 @@ class AceorchError(Exception):
 
 
 class ConfigError(AceorchError):
+    """Invalid settings; ``lines`` holds one line per problem."""
+
     def __init__(self, lines: list[str]) -> None:
         super().__init__("\n".join(lines))
         self.lines = lines
@@ -47,67 +73,115 @@ class RuntimeFailure(AceorchError):
 
 
 class RuntimeUnavailable(RuntimeFailure):
-    pass
+    """The container runtime does not answer."""
 
 
 class ContainerNotFound(RuntimeFailure):
-    pass
+    """No such container."""
 
 
 class ImageNotFound(RuntimeFailure):
-    pass
+    """The image is neither present nor pullable."""
 
 
 class NameConflict(RuntimeFailure):
-    pass
+    """A container of that name exists already."""
 
 
 class PortUnavailable(RuntimeFailure):
-    pass
+    """A host port cannot be bound."""
 
 
 class DebugDirError(AceorchError):
-    pass
+    """DEBUG_LOG_DIR cannot be created or written."""
 
 
 class ProvisioningError(AceorchError):
-    """The api.md ProvisioningError: ``{"error","code","message","recovery_eta_seconds","can_retry","should_wait"}``."""
+    """A start that did not happen, with the error-body fields and the debug-log ``reason``.
+
+    ``error`` (the family) and ``code`` (the kind) come from the class; ``reason`` defaults to the code.
+    """
+
+    error: ClassVar[str] = "provisioning_failed"
+    default_code: ClassVar[str] = "general_error"
 
     def __init__(
         self,
-        *,
-        status: int,
-        error: str,
-        code: str,
         message: str,
+        *,
         recovery_eta_seconds: int | None = None,
         can_retry: bool = False,
         should_wait: bool = False,
         reason: str | None = None,
     ) -> None:
         super().__init__(message)
-        self.status = status
-        self.error = error
-        self.code = code
+        self.code = self.default_code
         self.message = message
         self.recovery_eta_seconds = recovery_eta_seconds
         self.can_retry = can_retry
         self.should_wait = should_wait
-        # The debug-log `reason` of start_acestream_failed (debug-log.md); defaults to the code.
-        self.reason = reason or code
+        self.reason = reason or self.code
 
-    def detail(self) -> dict[str, Any]:
-        return {
-            "error": self.error,
-            "code": self.code,
-            "message": self.message,
-            "recovery_eta_seconds": self.recovery_eta_seconds,
-            "can_retry": self.can_retry,
-            "should_wait": self.should_wait,
-        }
 
-    def retry_after(self) -> int | None:
-        if self.status != 503:
-            return None
-        eta = self.recovery_eta_seconds
-        return max(1, eta) if eta is not None else 30
+class ProvisioningBlocked(ProvisioningError):
+    """A provisioning gate is closed; the start may succeed later."""
+
+    error = "provisioning_blocked"
+
+
+class RuntimeBlocked(ProvisioningBlocked):
+    """The container runtime does not answer."""
+
+    default_code = "runtime_unavailable"
+
+
+class VpnBlocked(ProvisioningBlocked):
+    """The VPN is required and not connected."""
+
+    default_code = "vpn_disconnected"
+
+
+class BreakerBlocked(ProvisioningBlocked):
+    """The circuit breaker is open (or its trial is running)."""
+
+    default_code = "circuit_breaker"
+
+
+class CapacityBlocked(ProvisioningBlocked):
+    """No engine slot (or no host port) is left."""
+
+    default_code = "max_capacity"
+
+
+class ProvisioningRejected(ProvisioningError):
+    """The request cannot be served as asked."""
+
+    error = "provisioning_rejected"
+
+
+class PortInUse(ProvisioningRejected):
+    """A requested port is taken."""
+
+    default_code = "port_conflict"
+
+
+class ImageMissing(ProvisioningRejected):
+    """The requested image is not present locally."""
+
+    default_code = "image_not_found"
+
+
+class RuntimeUnsupported(ProvisioningRejected):
+    """The runtime cannot run this kind of container."""
+
+    default_code = "unsupported_runtime"
+
+
+class ProvisioningFailed(ProvisioningError):
+    """The start was admitted, then failed."""
+
+
+class VpnFailure(ProvisioningFailed):
+    """The start failed because of the VPN's network."""
+
+    default_code = "vpn_error"

@@ -16,6 +16,7 @@ __all__ = [
     "Engine",
     "Stream",
     "StatSnapshot",
+    "StreamStart",
     "utcnow",
     "format_time",
     "parse_time",
@@ -23,6 +24,7 @@ __all__ = [
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
 
 
@@ -53,6 +55,8 @@ def parse_time(text: str) -> datetime:
 
 
 class HealthStatus(enum.StrEnum):
+    """An engine's health as the prober last saw it."""
+
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"
     UNKNOWN = "unknown"
@@ -106,6 +110,8 @@ class Engine:
 
 @dataclass
 class Stream:
+    """One stream a proxy reported started on an engine, as the service tracks it."""
+
     id: str
     key_type: str
     key: str
@@ -143,6 +149,8 @@ class Stream:
 
 @dataclass
 class StatSnapshot:
+    """One stat collection of a stream: peers, speeds, byte counters and the engine's status word."""
+
     ts: datetime
     peers: int | None = None
     speed_down: int | None = None
@@ -161,3 +169,28 @@ class StatSnapshot:
             "uploaded": self.uploaded,
             "status": self.status,
         }
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """A proxy's report that it started a stream: the engine it used, the stream's key and the playback session.
+
+    ``container_id`` names the engine when the proxy knows it; otherwise ``engine_host``/``engine_port`` find it.
+    The stream's id is the ``stream_id`` label when given, else ``<key>|<playback_session_id>``.
+    """
+
+    engine_host: str
+    engine_port: int
+    key_type: str
+    key: str
+    playback_session_id: str
+    stat_url: str = ""
+    command_url: str = ""
+    is_live: bool = True
+    container_id: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stream_id(self) -> str:
+        """The id the stream gets."""
+        return self.labels.get("stream_id") or f"{self.key}|{self.playback_session_id}"

@@ -196,7 +196,7 @@ def test_gc_stops_idle_engines_above_the_floors(app_client: Any) -> None:
     service = client.app.state.service
     from datetime import timedelta
 
-    for engine in service.engines.values():
+    for engine in service.fleet.engines():
         engine.first_seen -= timedelta(seconds=5)
     gc = client.post("/gc", headers=AUTH).json()
     assert gc["status"] == "ok" and len(gc["stopped"]) == 2 and gc["pruned_streams"] == 0

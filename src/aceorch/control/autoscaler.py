@@ -1,18 +1,38 @@
 """Autoscaling: keep MIN_REPLICAS engines and MIN_FREE_REPLICAS free ones, never above MAX_REPLICAS,
-and stop engines idle for IDLE_TTL_S while the floors still hold."""
+and stop engines idle for IDLE_TTL_S while the floors still hold.
+
+:func:`decide` is the pure rule; :func:`autoscale_round` acts on one decision and :func:`start_autoscaler` runs
+it every AUTOSCALE_INTERVAL_S as a guarded task, its collaborators given as keyword arguments.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from aceorch.models import Engine
+from aceorch.aiokits import create_guarded_task
+from aceorch.config import Settings
+from aceorch.models import Engine, utcnow
 
-__all__ = ["ScaleDecision", "decide", "idle_victims"]
+__all__ = [
+    "ScaleDecision",
+    "decide",
+    "idle_victims",
+    "ScalerFleet",
+    "ScalerStarts",
+    "StreamPruner",
+    "autoscale_round",
+    "start_autoscaler",
+]
 
 
 @dataclass(frozen=True)
 class ScaleDecision:
+    """One decision: the counts it saw, the target, how many to start and which engines to stop, and why."""
+
     current: int
     free: int
     in_flight: int
@@ -67,3 +87,84 @@ def decide(
     if idle_ttl_s > 0:
         stop = idle_victims(engines, now=now, idle_for_s=idle_ttl_s, min_replicas=min_replicas, min_free=min_free)
     return ScaleDecision(current, free, in_flight, target, 0, stop, "idle_ttl" if stop else "steady")
+
+
+class ScalerFleet(Protocol):
+    """The engines the autoscaler sizes."""
+
+    def engines(self) -> list[Engine]:
+        """Every engine."""
+
+    async def stop_engine(self, container_id: str, reason: str) -> bool:
+        """Stop and remove one engine."""
+
+
+class ScalerStarts(Protocol):
+    """Engine starts as the autoscaler asks for them."""
+
+    @property
+    def in_flight(self) -> int:
+        """Admitted starts not yet in the fleet."""
+
+    def admits(self, source: str) -> bool:
+        """Every provisioning gate is open."""
+
+    async def provision_quietly(self, source: str) -> Engine | None:
+        """Start one engine; None if it failed."""
+
+
+class StreamPruner(Protocol):
+    """Forgets old ended streams."""
+
+    async def prune(self) -> int:
+        """Prune; how many streams went."""
+
+
+async def autoscale_round(
+    *,
+    settings: Settings,
+    fleet: ScalerFleet,
+    starts: ScalerStarts,
+    streams: StreamPruner,
+    record: Callable[..., None],
+) -> None:
+    """Decide once and act: start the missing engines (if the gates are open), stop idle ones, prune streams."""
+    s = settings
+    decision = decide(
+        fleet.engines(), in_flight=starts.in_flight, now=utcnow(),
+        min_replicas=s.min_replicas, min_free=s.min_free_replicas, max_replicas=s.max_replicas,
+        idle_ttl_s=s.idle_ttl_s,
+    )
+    action = "none"
+    if decision.start:
+        action = f"start {decision.start}"
+    elif decision.stop:
+        action = f"stop {len(decision.stop)}"
+    record("autoscaler", operation="decision", current=decision.current, free=decision.free,
+           in_flight=decision.in_flight, target=decision.target, reason=decision.reason, action=action)
+    if decision.start:
+        if not starts.admits("autoscaler"):
+            return
+        await asyncio.gather(*(starts.provision_quietly("autoscaler") for _ in range(decision.start)))
+    for cid in decision.stop:
+        await fleet.stop_engine(cid, "idle")
+    await streams.prune()
+
+
+def start_autoscaler(
+    *,
+    settings: Settings,
+    fleet: ScalerFleet,
+    starts: ScalerStarts,
+    streams: StreamPruner,
+    record: Callable[..., None],
+    stop: asyncio.Event,
+    on_error: Callable[[BaseException], None] | None = None,
+) -> asyncio.Task[None]:
+    """The ``autoscaler`` task: :func:`autoscale_round` every AUTOSCALE_INTERVAL_S until ``stop`` is set."""
+
+    async def once() -> None:
+        await autoscale_round(settings=settings, fleet=fleet, starts=starts, streams=streams, record=record)
+
+    return create_guarded_task("autoscaler", once, stop=stop, interval=lambda: float(settings.autoscale_interval_s),
+                               on_error=on_error)

@@ -1,25 +1,28 @@
-"""A circuit breaker with closed, open and half-open states (api.md §3 BreakerState).
+"""Circuit breakers with closed, open and half-open states, and the named pair that guards engine starts.
 
 ``open`` lasts ``recovery_timeout`` seconds after the last failure, then the breaker is ``half_open``: the next start
 goes through as the single trial; its success closes the breaker, its failure reopens it. Every start is recorded,
-whoever asked. Transitions are reported to ``on_transition(name, old, new, breaker)``.
+whoever asked. Transitions are reported to ``on_transition(name, old, new, breaker)``. :class:`Breakers` holds the
+``general`` breaker (every start but replacements) and the ``replacement`` one.
 """
 
 from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from aceorch.models import format_time, utcnow
 
-__all__ = ["BreakerState", "CircuitBreaker", "Admission"]
+__all__ = ["BreakerState", "CircuitBreaker", "Admission", "Breakers"]
 
 
 class BreakerState(enum.StrEnum):
+    """closed: starts pass; open: starts are refused; half_open: one trial start passes."""
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -39,6 +42,8 @@ TransitionHook = Callable[[str, BreakerState, BreakerState, "CircuitBreaker"], N
 
 
 class CircuitBreaker:
+    """Counts failed starts; opens at the threshold and half-opens after the recovery timeout."""
+
     def __init__(
         self,
         name: str,
@@ -75,9 +80,11 @@ class CircuitBreaker:
 
     @property
     def trial_running(self) -> bool:
+        """A half-open trial start is in flight."""
         return self._trial_running
 
     def seconds_until_half_open(self) -> int:
+        """Seconds until an open breaker half-opens (0 when not open)."""
         if self._opened_at is None:
             return 0
         left = self.recovery_timeout - (self._monotonic() - self._opened_at)
@@ -143,6 +150,7 @@ class CircuitBreaker:
         self._set(BreakerState.CLOSED)
 
     def public(self) -> dict[str, Any]:
+        """The breaker's state as the API shows it."""
         return {
             "state": self.state.value,
             "failure_count": self.failure_count,
@@ -151,3 +159,40 @@ class CircuitBreaker:
             "last_success_time": format_time(self.last_success_time),
             "recovery_timeout": self.recovery_timeout,
         }
+
+
+class Breakers(Mapping[str, CircuitBreaker]):
+    """The breakers by name (``general`` and ``replacement``); a manual reset is recorded."""
+
+    def __init__(self, breakers: list[CircuitBreaker], *, record: Callable[..., None]) -> None:
+        self._by_name = {b.name: b for b in breakers}
+        self._record = record
+
+    def __getitem__(self, name: str) -> CircuitBreaker:
+        return self._by_name[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def for_source(self, source: str) -> CircuitBreaker:
+        """The breaker that guards starts asked for by ``source``."""
+        return self._by_name["replacement" if source == "replacement" else "general"]
+
+    def reset(self, name: str | None = None) -> list[str]:
+        """Force-close one breaker (or all, for None); the names reset. Raises KeyError for an unknown name."""
+        if name is not None and name not in self._by_name:
+            raise KeyError(name)
+        done: list[str] = []
+        for key, breaker in self._by_name.items():
+            if name in (None, key):
+                breaker.reset()
+                self._record("circuit_breaker", operation="manual_reset", operation_type=key)
+                done.append(key)
+        return done
+
+    def public(self) -> dict[str, dict[str, Any]]:
+        """Every breaker's state as the API shows it, by name."""
+        return {name: b.public() for name, b in self._by_name.items()}

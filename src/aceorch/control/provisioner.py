@@ -1,9 +1,9 @@
-"""Starting engines: admission (a pure decision), port and name allocation, the start itself, and rollback.
+"""Starting engines: port and name allocation, the start itself, and rollback.
 
-Admission runs the api.md §4.1 steps in order and the first failure answers; nothing is created before all pass.
-An admitted start keeps its capacity slot, waits FIFO for one of MAX_CONCURRENT_PROVISIONS start slots and for
-MIN_PROVISION_INTERVAL_S since the previous start, then creates the container and waits until the engine's API
-answers. Any failure removes the container and releases every reserved port before the error is raised.
+A start is admitted first (:mod:`aceorch.control.admission`). An admitted start keeps its capacity slot, waits FIFO
+for one of MAX_CONCURRENT_PROVISIONS start slots and for MIN_PROVISION_INTERVAL_S since the previous start, then
+creates the container and waits until the engine's API answers. Any failure removes the container and releases
+every reserved port before the error is raised.
 """
 
 from __future__ import annotations
@@ -12,18 +12,22 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import httpx
 
+from aceorch.aiokits import poll_until
 from aceorch.config import Settings
-from aceorch.control.breaker import BreakerState, CircuitBreaker
+from aceorch.control.admission import GateState, ProvisionRequest, blocked_error, decide_admission, failed
+from aceorch.control.breaker import CircuitBreaker
+from aceorch.control.engine_api import ENGINE_NAME, advertised_address, engine_ready
 from aceorch.control.ports import PortAllocator, PortConflict, PortPoolExhausted
 from aceorch.errors import (
+    ImageMissing,
     ImageNotFound,
     NameConflict,
+    PortInUse,
     PortUnavailable,
     ProvisioningError,
     RuntimeFailure,
@@ -32,170 +36,15 @@ from aceorch.errors import (
 from aceorch.models import Engine
 from aceorch.runtime.base import ContainerInfo, ContainerSpec, Runtime
 
-__all__ = [
-    "ProvisionRequest",
-    "GateState",
-    "Provisioner",
-    "decide_admission",
-    "blocked_error",
-    "engine_ready",
-    "advertised_address",
-]
+__all__ = ["Fleet", "Provisioner"]
 
 logger = logging.getLogger(__name__)
-
-ENGINE_NAME = re.compile(r"^acestream-(\d+)$")
-
-
-@dataclass
-class ProvisionRequest:
-    image: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    env: dict[str, str] = field(default_factory=dict)
-    host_port: int | None = None
-    #: who asked: ``api``, ``scale``, ``autoscaler`` (general breaker) or ``replacement`` (replacement breaker)
-    source: str = "api"
-    request_id: str | None = None
-
-
-@dataclass(frozen=True)
-class GateState:
-    """Everything admission looks at, captured at one instant."""
-
-    runtime_ok: bool
-    vpn_enabled: bool
-    vpn_connected: bool
-    breaker_state: BreakerState
-    breaker_eta_s: int | None
-    breaker_allows: bool
-    engines: int
-    in_flight: int
-    max_replicas: int
-    max_active_replicas: int
-    auto_delete: bool
-    grace_period_s: int
-    startup_timeout_s: int
-
-
-def blocked_error(code: str, gate: GateState) -> ProvisioningError:
-    """The 503 ``provisioning_blocked`` error for one gate (api.md §1 table)."""
-    if code == "runtime_unavailable":
-        return ProvisioningError(
-            status=503, error="provisioning_blocked", code=code, recovery_eta_seconds=10, can_retry=True,
-            should_wait=True, message="Container runtime is not answering; engines cannot be provisioned",
-            reason="docker_error",
-        )
-    if code == "vpn_disconnected":
-        return ProvisioningError(
-            status=503, error="provisioning_blocked", code=code, recovery_eta_seconds=60, can_retry=True,
-            should_wait=True, message="VPN connection is required but currently disconnected",
-        )
-    if code == "circuit_breaker":
-        state = gate.breaker_state.value
-        return ProvisioningError(
-            status=503, error="provisioning_blocked", code=code, recovery_eta_seconds=gate.breaker_eta_s,
-            can_retry=gate.breaker_state is not BreakerState.OPEN, should_wait=True,
-            message=f"Circuit breaker is {state} due to repeated failures",
-        )
-    limit = min(gate.max_replicas, gate.max_active_replicas) if gate.vpn_enabled else gate.max_replicas
-    return ProvisioningError(
-        status=503, error="provisioning_blocked", code="max_capacity",
-        recovery_eta_seconds=gate.grace_period_s if gate.auto_delete else None, can_retry=False, should_wait=True,
-        message=f"Maximum number of engines ({limit}) already running. "
-        "Wait for streams to end or increase MAX_REPLICAS.",
-    )
-
-
-def decide_admission(gate: GateState) -> str | None:
-    """The code of the first gate that blocks a start (api.md §4.1 steps 3–6), or None if all pass."""
-    if not gate.runtime_ok:
-        return "runtime_unavailable"
-    if gate.vpn_enabled and not gate.vpn_connected:
-        return "vpn_disconnected"
-    if not gate.breaker_allows:
-        return "circuit_breaker"
-    cap = gate.max_replicas
-    if gate.vpn_enabled:
-        cap = min(cap, gate.max_active_replicas)
-    if gate.engines + gate.in_flight >= cap:
-        return "max_capacity"
-    return None
-
-
-def rejected(code: str, message: str, status: int, reason: str | None = None) -> ProvisioningError:
-    return ProvisioningError(
-        status=status, error="provisioning_rejected", code=code, message=message, reason=reason or code
-    )
-
-
-def failed(cause: str, reason: str, *, vpn: bool = False) -> ProvisioningError:
-    if vpn:
-        return ProvisioningError(
-            status=503, error="provisioning_failed", code="vpn_error", recovery_eta_seconds=60, can_retry=True,
-            should_wait=True, message=f"VPN error during provisioning: {cause}", reason=reason,
-        )
-    return ProvisioningError(
-        status=500, error="provisioning_failed", code="general_error",
-        message=f"Failed to provision engine: {cause}", reason=reason,
-    )
 
 
 def _conf_ports(conf: str) -> tuple[int | None, int | None]:
     http = re.search(r"--http-port=(\d+)", conf)
     https = re.search(r"--https-port=(\d+)", conf)
     return (int(http.group(1)) if http else None, int(https.group(1)) if https else None)
-
-
-def running_in_container() -> bool:
-    """True when aceorch itself runs in a container next to its engines (set by the project's image).
-
-    ``/.dockerenv`` is not used: a sandbox that runs its own Docker engine is a container too, yet the engines'
-    published ports are on its own loopback.
-    """
-    import os
-
-    return os.environ.get("ACEORCH_IN_CONTAINER") == "1"
-
-
-def advertised_address(
-    settings: Settings,
-    *,
-    container_name: str,
-    host_port: int,
-    container_port: int,
-    in_container: bool,
-    runtime_kind: str = "docker",
-) -> tuple[str, int]:
-    """(host, port) that proxies see in /engines (config.md ENGINE_ADVERTISE_HOST)."""
-    choice = settings.engine_advertise_host
-    if choice != "auto":
-        return choice, host_port
-    if not in_container or runtime_kind == "process":
-        return "127.0.0.1", host_port
-    if settings.vpn_enabled and settings.gluetun_container_name:
-        return settings.gluetun_container_name, container_port
-    return container_name, container_port
-
-
-async def engine_ready(client: httpx.AsyncClient, host: str, port: int, timeout: float = 2.0) -> bool:
-    """True when ``get_status`` answers 200 JSON (with ``result.playlist_loaded`` true when present)."""
-    url = f"http://{host}:{port}/server/api"
-    try:
-        resp = await client.get(url, params={"api_version": "3", "method": "get_status"}, timeout=timeout)
-    except httpx.HTTPError:
-        return False
-    if resp.status_code != 200:
-        return False
-    try:
-        body = resp.json()
-    except ValueError:
-        return False
-    if not isinstance(body, dict):
-        return False
-    result = body.get("result")
-    if isinstance(result, dict) and "playlist_loaded" in result:
-        return bool(result["playlist_loaded"])
-    return True
 
 
 class Fleet(Protocol):
@@ -222,7 +71,7 @@ class Provisioner:
         *,
         runtime: Runtime,
         fleet: Fleet,
-        breakers: dict[str, CircuitBreaker],
+        breakers: Mapping[str, CircuitBreaker],
         ports: PortAllocator,
         http: httpx.AsyncClient,
         record: Recorder,
@@ -251,8 +100,13 @@ class Provisioner:
         self._reserved_names: set[str] = set()
         self._foreign_names: set[str] = set()
 
+    def starting_names(self) -> frozenset[str]:
+        """Names of the containers being created right now (not yet in the fleet)."""
+        return frozenset(self._reserved_names)
+
     # -- admission ----------------------------------------------------------------------------------------
     def gate_state(self, source: str = "api", runtime_ok: bool = True) -> GateState:
+        """What admission sees now, for a start asked for by ``source``."""
         breaker = self.breakers["replacement" if source == "replacement" else "general"]
         adm = breaker.peek()
         connected, _ = self.vpn_gate()
@@ -275,6 +129,7 @@ class Provisioner:
 
     @property
     def runtime_kind(self) -> str:
+        """The runtime's name: docker, process or fake."""
         return self.runtime.name
 
     # -- the start ----------------------------------------------------------------------------------------
@@ -307,7 +162,7 @@ class Provisioner:
             # Step 7: ports and image.
             layout = self._allocate(req, reserved)
             if req.image and self.runtime.name != "process" and not await self.runtime.image_exists(req.image):
-                raise rejected("image_not_found", f"Image {req.image!r} is not present locally", 400)
+                raise ImageMissing(f"Image {req.image!r} is not present locally")
             self.in_flight += 1
             claimed_slot = True
         except ProvisioningError as exc:
@@ -349,7 +204,7 @@ class Provisioner:
         self.on_finished("start_acestream", False, duration_ms, None, exc.code)
 
     def _allocate(self, req: ProvisionRequest, reserved: list[int]) -> dict[str, int | None]:
-        """Reserve every port of the new engine (api.md §4.1 "Ports"). Fills ``reserved`` as it goes."""
+        """Reserve every port of the new engine. Fills ``reserved`` as it goes."""
         s = self.settings
         conf = req.env.get("CONF")
         conf_http, conf_https = _conf_ports(conf) if conf is not None else (None, None)
@@ -359,7 +214,7 @@ class Provisioner:
             try:
                 got = self.ports.claim(port, pool)
             except PortConflict as exc:
-                raise rejected("port_conflict", f"Port conflict: {exc}", 409) from None
+                raise PortInUse(f"Port conflict: {exc}") from None
             reserved.append(got)
             return got
 
@@ -380,7 +235,7 @@ class Provisioner:
             pool = s.vpn_port_pool
             wanted = req.host_port or conf_http
             if req.host_port and conf_http and req.host_port != conf_http:
-                raise rejected("port_conflict", "host_port and CONF --http-port disagree in VPN mode", 409)
+                raise PortInUse("host_port and CONF --http-port disagree in VPN mode")
             host_http = claim(wanted, pool) if wanted else take(pool)
             container_http = host_http
         elif kind != "process":
@@ -389,7 +244,7 @@ class Provisioner:
         else:
             wanted = req.host_port or conf_http
             if req.host_port and conf_http and req.host_port != conf_http:
-                raise rejected("port_conflict", "host_port and CONF --http-port disagree", 409)
+                raise PortInUse("host_port and CONF --http-port disagree")
             host_http = claim(wanted, s.port_range_host) if wanted else take(s.port_range_host)
             container_http = host_http
         container_https = claim(conf_https, s.ace_https_range) if conf_https else take(s.ace_https_range)
@@ -467,7 +322,7 @@ class Provisioner:
         """
         s = self.settings
         if req.host_port or (req.env.get("CONF") and _conf_ports(req.env["CONF"])[0]):
-            raise rejected("port_conflict", f"Port conflict: {exc}", 409)
+            raise PortInUse(f"Port conflict: {exc}")
         logger.warning("a host port is held outside aceorch (%s); trying the next free one", exc)
         pool: Any = s.vpn_port_pool if s.vpn_enabled else s.port_range_host
         try:
@@ -606,11 +461,19 @@ class Provisioner:
         return failed(f"{type(exc).__name__}: {exc}", "docker_error")
 
     async def _wait_ready(self, info: ContainerInfo, host: str, port: int, begin: float) -> None:
+        """Wait until the engine answers (or, with PROVISION_WAIT_FOR=running, runs); fail if it exits or is late."""
         deadline = begin + self.settings.startup_timeout_s
         wait_ready = self.settings.provision_wait_for.value == "ready"
         last_inspect = time.perf_counter()  # the container was just created running
-        pause = 0.02  # poll fast first (an engine often answers within tens of ms), then back off to 100 ms
-        while True:
+        pauses = [0.02]  # poll fast first (an engine often answers within tens of ms), then back off to 100 ms
+
+        def backoff() -> float:
+            pause = pauses[0]
+            pauses[0] = min(0.1, pause * 2)
+            return pause
+
+        async def up() -> bool:
+            nonlocal last_inspect
             now = time.perf_counter()
             if now - last_inspect >= 0.5 or not wait_ready:
                 last_inspect = now
@@ -621,17 +484,17 @@ class Provisioner:
                         "engine_exited",
                     )
                 if not wait_ready and current.running:
-                    return
-            if wait_ready and await engine_ready(self.http, host, port, timeout=min(2.0, max(0.2, deadline - now))):
-                return
-            if time.perf_counter() >= deadline:
-                what = "ready" if wait_ready else "running"
-                raise failed(
-                    f"engine not {what} within STARTUP_TIMEOUT_S ({self.settings.startup_timeout_s}s)",
-                    "startup_timeout",
-                )
-            await asyncio.sleep(pause)
-            pause = min(0.1, pause * 2)
+                    return True
+            return wait_ready and await engine_ready(
+                self.http, host, port, timeout=min(2.0, max(0.2, deadline - now))
+            )
+
+        if not await poll_until(up, timeout=deadline - time.perf_counter(), interval=backoff):
+            what = "ready" if wait_ready else "running"
+            raise failed(
+                f"engine not {what} within STARTUP_TIMEOUT_S ({self.settings.startup_timeout_s}s)",
+                "startup_timeout",
+            )
 
     async def _remove_quietly(self, container_id: str) -> None:
         try:

@@ -1,7 +1,9 @@
-"""Watching Gluetun (gluetun-api.md): Docker state, Docker health, then the control server, cheapest first.
+"""Watching Gluetun: Docker state, Docker health, then its control server, cheapest first.
 
 :func:`derive_health` is the pure rule; :class:`VpnMonitor` gathers the signals and keeps the last answer, which is
-what ``/vpn/status``, ``/orchestrator/status`` and the provisioning gate read.
+what ``/vpn/status``, ``/orchestrator/status`` and the provisioning gate read. :func:`vpn_round` checks once and,
+once a recovery has held for VPN_RECOVERY_STABILIZE_S, restarts the engines that predate it;
+:func:`start_vpn_monitor` runs it every GLUETUN_HEALTH_CHECK_INTERVAL_S as a guarded task.
 """
 
 from __future__ import annotations
@@ -9,18 +11,29 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import httpx
 
+from aceorch.aiokits import create_guarded_task
 from aceorch.config import Settings
 from aceorch.errors import ContainerNotFound, RuntimeFailure
 from aceorch.models import format_time, utcnow
 from aceorch.runtime.base import ContainerInfo, Runtime
 
-__all__ = ["ControlView", "derive_health", "VpnMonitor", "VpnCheck"]
+__all__ = [
+    "ControlView",
+    "derive_health",
+    "VpnMonitor",
+    "VpnCheck",
+    "EngineRestarter",
+    "VpnSignals",
+    "vpn_round",
+    "start_vpn_monitor",
+]
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,8 @@ def derive_health(container_status: str, docker_health: str | None, control: Con
 
 @dataclass
 class VpnCheck:
+    """One check's outcome: container status, derived health, the deciding signal and the control server's view."""
+
     status: str = "unknown"
     health: str = "unknown"
     signal: str | None = None
@@ -61,6 +76,8 @@ class VpnCheck:
 
 
 class VpnMonitor:
+    """Runs the VPN checks and keeps the last answer and the current outage/recovery times."""
+
     def __init__(self, settings: Settings, *, runtime: Runtime, http: httpx.AsyncClient) -> None:
         self.settings = settings
         self.runtime = runtime
@@ -72,21 +89,28 @@ class VpnMonitor:
         self._forwarded: int | None = None
         self._forwarded_at = 0.0
         self._base_url: str | None = settings.gluetun_api_url
+        #: When the VPN last went from healthy to down (None while up).
+        self.down_since: datetime | None = None
+        #: When it came back after an outage, until the engines have been restarted.
+        self.recovered_at: datetime | None = None
 
     @property
     def connected(self) -> bool:
+        """The VPN is enabled and its last check was healthy."""
         return self.enabled and self.last.health == "healthy"
 
     @property
     def forwarded_port(self) -> int | None:
+        """The port Gluetun forwards (while connected)."""
         return self._forwarded if self.connected else None
 
     def invalidate_port_cache(self) -> None:
+        """Ask Gluetun for the forwarded port again at the next healthy check."""
         self._forwarded_at = 0.0
 
     async def _resolve_base(self, info: ContainerInfo) -> str | None:
-        if self.settings.gluetun_api_url:
-            return self.settings.gluetun_api_url.rstrip("/")
+        if self.settings.vpn.gluetun_api_url:
+            return self.settings.vpn.gluetun_api_url.rstrip("/")
         name, port = self.container or "", self.settings.gluetun_api_port
         try:
             await asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM)
@@ -178,6 +202,7 @@ class VpnMonitor:
         return result, previous
 
     def public(self) -> dict[str, Any]:
+        """The ``/vpn/status`` body."""
         if not self.enabled:
             return {
                 "enabled": False, "status": "disabled", "container_name": None, "container": None,
@@ -201,3 +226,79 @@ class VpnMonitor:
         if self.last.error:
             body["error"] = self.last.error
         return body
+
+
+class EngineRestarter(Protocol):
+    """Restarts the engines that predate a VPN recovery."""
+
+    async def restart_engines_created_before(self, when: datetime) -> int:
+        """Restart them; how many restarted."""
+
+
+class VpnSignals(Protocol):
+    """Where the VPN loop reports state changes (the stress monitor)."""
+
+    def vpn_state(self, *, connected: bool, signal: str | None = None) -> None:
+        """One check's outcome."""
+
+    def vpn_engines_restarted(self, count: int) -> None:
+        """Engines restarted after a recovery."""
+
+
+async def vpn_round(
+    *,
+    settings: Settings,
+    monitor: VpnMonitor,
+    fleet: EngineRestarter,
+    signals: VpnSignals,
+    record: Callable[..., None],
+    on_connected: Callable[[bool], None],
+) -> None:
+    """Check the VPN once, record transitions, and restart old engines once a recovery has held long enough."""
+    check, previous = await monitor.check()
+    on_connected(monitor.connected)
+    record("vpn", operation="health_check", status=check.status, health=check.health,
+           connected=monitor.connected, signal=check.signal, control_server=check.control_server,
+           forwarded_port=monitor.forwarded_port, duration_ms=check.duration_ms, success=True)
+    now = utcnow()
+    if check.health != previous:
+        record("vpn", operation="transition", **{"from": previous, "to": check.health}, signal=check.signal)
+        if previous == "healthy":
+            monitor.down_since = now
+            monitor.recovered_at = None
+        if check.health == "healthy" and monitor.down_since is not None:
+            monitor.recovered_at = now
+    signals.vpn_state(connected=monitor.connected, signal=check.signal)
+    if (
+        monitor.recovered_at is not None
+        and monitor.connected
+        and now - monitor.recovered_at >= timedelta(seconds=settings.vpn_recovery_stabilize_s)
+    ):
+        recovered_at = monitor.recovered_at
+        monitor.recovered_at = None
+        monitor.down_since = None
+        restarted = 0
+        if settings.vpn_restart_engines_on_reconnect:
+            restarted = await fleet.restart_engines_created_before(recovered_at)
+        signals.vpn_engines_restarted(restarted)
+
+
+def start_vpn_monitor(
+    *,
+    settings: Settings,
+    monitor: VpnMonitor,
+    fleet: EngineRestarter,
+    signals: VpnSignals,
+    record: Callable[..., None],
+    on_connected: Callable[[bool], None],
+    stop: asyncio.Event,
+    on_error: Callable[[BaseException], None] | None = None,
+) -> asyncio.Task[None]:
+    """The ``vpn monitor`` task: :func:`vpn_round` every GLUETUN_HEALTH_CHECK_INTERVAL_S until ``stop`` is set."""
+
+    async def once() -> None:
+        await vpn_round(settings=settings, monitor=monitor, fleet=fleet, signals=signals, record=record,
+                        on_connected=on_connected)
+
+    return create_guarded_task("vpn monitor", once, stop=stop,
+                               interval=lambda: float(settings.gluetun_health_check_interval_s), on_error=on_error)

@@ -1,0 +1,150 @@
+"""Read models: orchestrator status, health status, readiness and whether provisioning is blocked now.
+
+Everything is read from memory, never from the runtime, so that status answers within milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aceorch.config import Settings
+from aceorch.control.admission import blocked_error, decide_admission
+from aceorch.control.breaker import Breakers, BreakerState
+from aceorch.control.vpn import VpnMonitor
+from aceorch.errors import ProvisioningBlocked
+from aceorch.models import HealthStatus, format_time, utcnow
+from aceorch.service.fleet import Fleet
+from aceorch.service.liveness import Liveness
+from aceorch.service.provisioning import Provisioning
+from aceorch.service.streams import Streams
+
+__all__ = ["Status"]
+
+
+def _blocked_reason(code: str, *, breaker_state: str, max_replicas: int) -> tuple[str, str]:
+    """(reason, message) shown in ``/orchestrator/status`` for a closed gate."""
+    return {
+        "runtime_unavailable": ("Runtime unavailable", "The container runtime is not answering. Engines "
+                                "cannot be provisioned until it is back."),
+        "vpn_disconnected": ("VPN not connected", "VPN connection is required but currently disconnected. "
+                             "Engines cannot be provisioned without VPN."),
+        "circuit_breaker": (f"Circuit breaker is {breaker_state}", f"Provisioning circuit breaker is "
+                            f"{breaker_state} due to repeated failures. System is waiting for conditions to "
+                            "improve."),
+        "max_capacity": ("Maximum capacity reached", f"Maximum number of engines ({max_replicas}) already "
+                         "running. Wait for streams to end or increase MAX_REPLICAS."),
+    }[code]
+
+
+class Status:
+    """The status read models, built from the fleet, the streams, the gates, the breakers and the VPN monitor."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        runtime_name: str,
+        fleet: Fleet,
+        streams: Streams,
+        provisioning: Provisioning,
+        liveness: Liveness,
+        breakers: Breakers,
+        vpn: VpnMonitor,
+    ) -> None:
+        self.settings = settings
+        self._runtime_name = runtime_name
+        self._fleet = fleet
+        self._streams = streams
+        self._provisioning = provisioning
+        self._liveness = liveness
+        self._breakers = breakers
+        self._vpn = vpn
+        #: Startup (adoption, VPN wait) is done and the autoscaler runs.
+        self.started = False
+
+    def blocked(self) -> tuple[str | None, ProvisioningBlocked | None]:
+        """The code and error of the first closed provisioning gate, or (None, None)."""
+        gate = self._provisioning.gate_state(runtime_ok=self._liveness.runtime_fresh())
+        code = decide_admission(gate)
+        if code is None:
+            return None, None
+        return code, blocked_error(code, gate)
+
+    def orchestrator_status(self) -> dict[str, Any]:
+        """Engines, streams, capacity, VPN and whether provisioning is possible now."""
+        s = self.settings
+        engines = self._fleet.engines()
+        counts = self._fleet.health_counts()
+        total = len(engines)
+        running = sum(1 for e in engines if e.running)
+        used = sum(1 for e in engines if e.streams)
+        code, err = self.blocked()
+        general = self._breakers["general"]
+        state = general.state
+        reason: str | None = None
+        details: dict[str, Any] | None = None
+        if code is not None and err is not None:
+            reason, message = _blocked_reason(code, breaker_state=state.value, max_replicas=s.max_replicas)
+            details = {"code": code, "message": message, "recovery_eta_seconds": err.recovery_eta_seconds,
+                       "can_retry": err.can_retry, "should_wait": err.should_wait}
+        can = code is None
+        if running == 0 and not can:
+            status = "unavailable"
+        elif (
+            code in ("runtime_unavailable", "vpn_disconnected", "circuit_breaker")
+            or state is not BreakerState.CLOSED
+            or running == 0
+        ):
+            status = "degraded"
+        else:
+            status = "healthy"
+        vpn = self._vpn.public()
+        return {
+            "status": status,
+            "engines": {"total": total, "running": running, "healthy": counts["healthy"],
+                        "unhealthy": counts["unhealthy"]},
+            "streams": {"active": self._streams.count_started(), "total": self._streams.count()},
+            "capacity": {"total": total, "used": used, "available": total - used, "max_replicas": s.max_replicas,
+                         "min_replicas": s.min_replicas},
+            "vpn": {"enabled": vpn["enabled"], "connected": vpn["connected"], "health": vpn["health"],
+                    "container": vpn["container"], "forwarded_port": vpn["forwarded_port"]},
+            "provisioning": {"can_provision": can, "circuit_breaker_state": state.value,
+                             "last_failure": format_time(general.last_failure_time), "blocked_reason": reason,
+                             "blocked_reason_details": details},
+            "config": {"auto_delete": s.auto_delete, "grace_period_s": s.engine_grace_period_s,
+                       "target_image": s.target_image, "runtime": self._runtime_name},
+            "timestamp": format_time(utcnow()),
+        }
+
+    def vpn_status(self) -> dict[str, Any]:
+        """The VPN monitor's last check."""
+        return self._vpn.public()
+
+    def breakers(self) -> dict[str, dict[str, Any]]:
+        """Both circuit breakers' states, by name."""
+        return self._breakers.public()
+
+    def health_status(self) -> dict[str, Any]:
+        """Engine health counts and both circuit breakers."""
+        engines = self._fleet.engines()
+        counts = self._fleet.health_counts()
+        return {
+            "total_engines": len(engines),
+            "healthy_engines": counts["healthy"],
+            "unhealthy_engines": counts["unhealthy"],
+            "unknown_engines": counts["unknown"],
+            "marked_for_replacement": sum(
+                1 for e in engines if e.health_status is HealthStatus.UNHEALTHY and e.unhealthy_since is not None
+            ),
+            "minimum_required": self.settings.min_replicas,
+            "health_check_interval": self.settings.health_check_interval_s,
+            "circuit_breakers": self.breakers(),
+        }
+
+    def readiness(self) -> dict[str, str]:
+        """Per check, ``ok`` or why not: startup done, database answering, runtime answering."""
+        return {
+            "startup": "ok" if self.started else "pending",
+            "database": "ok" if self._liveness.database_ok else "unreachable",
+            "runtime": "ok" if self._liveness.runtime_fresh() else "unreachable",
+        }
