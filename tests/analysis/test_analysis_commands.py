@@ -137,7 +137,8 @@ def test_export_csv_starts_with_the_seed_columns(logs: Path, run_cli: Callable[.
     sid = "20251018_144430"
     out = tmp_path / "provisioning.csv"
     run_cli("export-csv", "--dir", str(logs), "-o", str(out))
-    rows = list(csv.reader(out.open()))
+    with out.open(newline="") as handle:
+        rows = list(csv.reader(handle))
     assert rows[0][:4] == ["timestamp", "operation", "duration_ms", "success"]
     seed = jq(["-r", "[.timestamp, .operation, .duration_ms, .success] | @csv"], [logs / f"{sid}_provisioning.jsonl"])
     seed_rows = list(csv.reader(io.StringIO(seed)))
