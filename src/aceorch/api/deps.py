@@ -1,4 +1,9 @@
-"""Dependencies: the service, and Bearer auth (constant-time, before body validation)."""
+"""The routes' dependencies: the service, and the bearer-key check.
+
+The key check is :data:`bearer` (FastAPI's ``HTTPBearer``, so that OpenAPI shows the scheme) followed by a
+constant-time comparison with ``API_KEY``. It runs before body validation: a request that needs the key and
+has a bad body still gets 401/403 first (the app's validation handler calls :func:`check_auth`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,15 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aceorch.service.core import Service
 
-__all__ = ["get_service", "ServiceDep", "require_key", "check_auth"]
+__all__ = ["get_service", "ServiceDep", "bearer", "require_key", "check_auth", "check_key"]
 
 
 def get_service(request: Request) -> Service:
+    """The app's service, built by the lifespan."""
     service: Service = request.app.state.service
     return service
 
@@ -20,18 +27,30 @@ def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-def check_auth(request: Request) -> None:
-    """401 without a Bearer token, 403 with a wrong one; open when API_KEY is unset."""
+#: The ``Authorization: Bearer <API_KEY>`` scheme. It only reads the header (None when it is missing or of
+#: another scheme); :func:`check_key` decides, so the refusals keep their own bodies.
+bearer = HTTPBearer(auto_error=False, description="The API_KEY as a bearer token; unset API_KEY leaves the API open.")
+
+
+def check_key(request: Request, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """401 without a bearer token, 403 with a wrong one; open when API_KEY is unset."""
     key = request.app.state.settings.api_key_value()
     if not key:
         return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token:
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(token.strip().encode("utf-8"), key.encode("utf-8")):
+    if not hmac.compare_digest(token.encode("utf-8"), key.encode("utf-8")):
         raise HTTPException(403, "invalid token")
 
 
-def require_key(request: Request) -> None:
-    check_auth(request)
+async def check_auth(request: Request) -> None:
+    """The key check for a bare request (the validation handler's: auth answers before a bad body does)."""
+    check_key(request, await bearer(request))
+
+
+def require_key(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    """The dependency of every route that needs the key."""
+    check_key(request, credentials)

@@ -1,11 +1,10 @@
-"""Debug mode at run time (api.md §8)."""
+"""The debug routes: debug mode on and off at run time, its status, a session bundle, and recent stress events."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
@@ -13,53 +12,55 @@ from starlette.background import BackgroundTask
 
 from aceorch.api.deps import ServiceDep, require_key
 from aceorch.api.routes.streams import _since
+from aceorch.api.schemas import AUTH_ERRORS, DebugChangedPublic, DebugStatusPublic, ErrorPublic, StressEventPublic
 from aceorch.errors import DebugDirError
 
 router = APIRouter(tags=["debug"])
 
 
-@router.get("/debug/status")
-async def debug_status(service: ServiceDep) -> dict[str, Any]:
+@router.get("/debug/status", response_model=DebugStatusPublic)
+async def debug_status(service: ServiceDep) -> DebugStatusPublic:
     """Whether debug mode is on, the session, its files and counters."""
-    return await asyncio.to_thread(service.debuglog.status)
+    return DebugStatusPublic.model_validate(await service.debug.status())
 
 
-@router.post("/debug/enable", dependencies=[Depends(require_key)],
-             responses={503: {"description": "cannot write to DEBUG_LOG_DIR"}})
-async def debug_enable(service: ServiceDep) -> dict[str, Any]:
+@router.post("/debug/enable", response_model=DebugChangedPublic, dependencies=[Depends(require_key)],
+             responses={**AUTH_ERRORS, 503: {"model": ErrorPublic, "description": "cannot write to DEBUG_LOG_DIR"}})
+async def debug_enable(service: ServiceDep) -> DebugChangedPublic:
     """Start a debug session now."""
     try:
-        changed = await asyncio.to_thread(service.debuglog.enable, "api")
+        changed, body = await service.debug.enable("api")
     except DebugDirError as exc:
         raise HTTPException(
             503, f"cannot write to DEBUG_LOG_DIR '{service.settings.debug_log_dir}': {exc}",
             headers={"Retry-After": "30"},
         ) from None
-    body = await asyncio.to_thread(service.debuglog.status)
-    return {**body, "changed": changed}
+    return DebugChangedPublic.model_validate({**body, "changed": changed})
 
 
-@router.post("/debug/disable", dependencies=[Depends(require_key)])
-async def debug_disable(service: ServiceDep) -> dict[str, Any]:
+@router.post("/debug/disable", response_model=DebugChangedPublic, dependencies=[Depends(require_key)],
+             responses=AUTH_ERRORS)
+async def debug_disable(service: ServiceDep) -> DebugChangedPublic:
     """End the debug session; its files stay."""
-    changed = await asyncio.to_thread(service.debuglog.disable)
-    body = await asyncio.to_thread(service.debuglog.status)
-    return {**body, "changed": changed}
+    changed, body = await service.debug.disable()
+    return DebugChangedPublic.model_validate({**body, "changed": changed})
 
 
-@router.get("/debug/bundle", dependencies=[Depends(require_key)],
-            responses={404: {"description": "no debug session"}})
+@router.get("/debug/bundle", response_class=FileResponse, dependencies=[Depends(require_key)],
+            responses={200: {"content": {"application/gzip": {"schema": {"type": "string", "format": "binary"}}},
+                             "description": "a tar.gz of the session's files and a manifest"},
+                       **AUTH_ERRORS, 404: {"model": ErrorPublic, "description": "no debug session"}})
 async def debug_bundle(
     service: ServiceDep,
     session: Annotated[str | None, Query(pattern=r"^\d{8}_\d{6}(_\d+)?$")] = None,
 ) -> FileResponse:
     """A tar.gz of one session's files and a manifest."""
     try:
-        path = await asyncio.to_thread(service.debuglog.bundle, session)
+        path = await service.debug.bundle(session)
     except LookupError as exc:
         raise HTTPException(404, str(exc.args[0]) if exc.args else "no debug session") from None
-    # Fix (dashboard helper): the temp file is "aceorch-debug-<session>-<random>.tar.gz" (mkstemp); the
-    # attachment name must be "aceorch-debug-<session>.tar.gz" (api.md §8), so take the session id only.
+    # The temporary file is "aceorch-debug-<session>-<random>.tar.gz"; the attachment is named
+    # "aceorch-debug-<session>.tar.gz", so only the session id is taken from it.
     found = re.match(r"aceorch-debug-(\d{8}_\d{6}(?:_\d+)?)", path.name)
     name = found.group(1) if found else re.sub(r"^aceorch-debug-|\.tar\.gz$", "", path.name)
     return FileResponse(
@@ -68,7 +69,7 @@ async def debug_bundle(
     )
 
 
-@router.get("/debug/stress")
+@router.get("/debug/stress", response_model=list[StressEventPublic])
 async def debug_stress(
     request: Request,
     service: ServiceDep,
@@ -76,6 +77,7 @@ async def debug_stress(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     event_type: str | None = None,
     severity: Literal["info", "warning", "critical"] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[StressEventPublic]:
     """The last stress events of this process, oldest first."""
-    return service.stress.recent(since=_since(since), limit=limit, event_type=event_type, severity=severity)
+    events = service.debug.stress_events(since=_since(since), limit=limit, event_type=event_type, severity=severity)
+    return [StressEventPublic.model_validate(e) for e in events]

@@ -1,27 +1,27 @@
-"""Engines, served from memory (api.md §6)."""
+"""The engine routes: every ready engine, and one engine with its streams, served from memory."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
 from aceorch.api.deps import ServiceDep
+from aceorch.api.schemas import EngineDetailPublic, EnginePublic, ErrorPublic, StreamPublic
 
 router = APIRouter(tags=["engines"])
 
 
-@router.get("/engines")
-async def read_engines(service: ServiceDep) -> list[dict[str, Any]]:
+@router.get("/engines", response_model=list[EnginePublic])
+async def read_engines(service: ServiceDep) -> list[EnginePublic]:
     """Every ready engine, oldest first."""
-    return [e.public() for e in service.engines_sorted()]
+    return [EnginePublic.model_validate(e) for e in service.fleet.engines_sorted()]
 
 
-@router.get("/engines/{container_id}", responses={404: {"description": "engine not found"}})
-async def read_engine(container_id: str, service: ServiceDep) -> dict[str, Any]:
+@router.get("/engines/{container_id}", response_model=EngineDetailPublic,
+            responses={404: {"model": ErrorPublic, "description": "engine not found"}})
+async def read_engine(container_id: str, service: ServiceDep) -> EngineDetailPublic:
     """One engine (by id or name) and its started streams."""
-    for engine in service.engines.values():
-        if container_id in (engine.container_id, engine.container_name):
-            streams = [service.streams[s].public() for s in engine.streams if s in service.streams]
-            return {"engine": engine.public(), "streams": streams}
-    raise HTTPException(404, "engine not found")
+    engine = service.fleet.find(container_id)
+    if engine is None:
+        raise HTTPException(404, "engine not found")
+    return EngineDetailPublic(engine=EnginePublic.model_validate(engine),
+                              streams=[StreamPublic.model_validate(s) for s in service.streams.of_engine(engine)])

@@ -1,37 +1,38 @@
-"""Service endpoints (api.md §9): liveness, readiness, metrics."""
+"""The service routes: liveness, readiness and the Prometheus metrics."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from aceorch.api.deps import ServiceDep
+from aceorch.api.schemas import LivenessPublic, ReadinessPublic
 
 router = APIRouter(tags=["service"])
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
+@router.get("/healthz", response_model=LivenessPublic)
+async def healthz() -> LivenessPublic:
     """The process serves."""
-    return {"status": "ok"}
+    return LivenessPublic(status="ok")
 
 
-@router.get("/readyz", responses={503: {"description": "not ready"}})
-async def readyz(service: ServiceDep) -> Any:
+@router.get("/readyz", response_model=ReadinessPublic,
+            responses={503: {"model": ReadinessPublic, "description": "not ready (with Retry-After)"}})
+async def readyz(service: ServiceDep) -> ReadinessPublic | JSONResponse:
     """Startup reconciliation done, database and runtime answering."""
-    checks = service.readiness()
+    checks = service.status.readiness()
     if all(v == "ok" for v in checks.values()):
-        return {"status": "ready", "checks": checks}
-    return JSONResponse({"status": "not_ready", "checks": checks}, status_code=503, headers={"Retry-After": "5"})
+        return ReadinessPublic.model_validate({"status": "ready", "checks": checks})
+    body = ReadinessPublic.model_validate({"status": "not_ready", "checks": checks})
+    return JSONResponse(body.model_dump(mode="json"), status_code=503, headers={"Retry-After": "5"})
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "the Prometheus text exposition format"}})
 @router.get("/metrics/", response_class=Response, include_in_schema=False)
 async def metrics(service: ServiceDep) -> Response:
     """Prometheus text format."""
-    service.metrics.debug_written.set(service.debuglog.entries_written)
-    service.metrics.debug_dropped.set(service.debuglog.entries_dropped)
-    return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(service.render_metrics(), media_type=CONTENT_TYPE_LATEST)
