@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids, the body-size limit, per-request timing, and the last-resort 500."""
+"""The API's pure ASGI middleware: request ids, the 1 MiB body limit, per-request timing, and the last-resort 500."""
 
 from __future__ import annotations
 
@@ -24,7 +24,11 @@ MAX_BODY = 1024 * 1024
 
 
 def pick_request_id(headers: dict[str, str]) -> tuple[str, str | None]:
-    """(request id, trace id) per api.md §1 "Request id"."""
+    """The request's (request id, trace id).
+
+    The trace id is the W3C ``traceparent``'s, when valid and not all zeros. The request id is a given
+    ``X-Request-ID`` of 1-128 printable ASCII characters, else the trace id, else 32 random hex digits.
+    """
     trace_id: str | None = None
     tp = headers.get("traceparent", "").strip().lower()
     m = TRACEPARENT.match(tp)
@@ -39,6 +43,8 @@ def pick_request_id(headers: dict[str, str]) -> tuple[str, str | None]:
 
 
 class RequestContextMiddleware:
+    """Request and trace ids (echoed as ``X-Request-ID``), 413 past 1 MiB, a traceback-free 500, request timing."""
+
     def __init__(self, app: ASGIApp, record: Callable[..., None]) -> None:
         self.app = app
         self.record = record
@@ -115,4 +121,4 @@ class RequestContextMiddleware:
 
 
 class _TooLarge(Exception):
-    pass
+    """The body grew past the limit while it was read."""
