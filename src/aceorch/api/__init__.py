@@ -1,4 +1,4 @@
-"""The HTTP API (api.md): ``create_app(settings)`` builds it; one router per resource under ``routes``."""
+"""The HTTP API: ``create_app(settings)`` builds it; one router per resource under ``routes``, bodies in ``schemas``."""
 
 from aceorch.api.app import create_app
 
