@@ -283,7 +283,7 @@ def test_sessions_without_readers_expire(start_engine: StartEngine) -> None:
 
 
 def test_clients_outside_private_ranges_need_bind_all() -> None:
-    allowed = engine._client_allowed
+    allowed = engine.client_allowed
     assert allowed("127.0.0.1") and allowed("10.1.2.3") and allowed("172.20.0.5") and allowed("192.168.1.9")
     assert not allowed("8.8.8.8") and not allowed("172.32.0.1")
     assert allowed("::ffff:192.168.1.2") and allowed("::1")
