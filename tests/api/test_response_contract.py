@@ -10,7 +10,7 @@ A shape is ``"null"``, ``"bool"``, ``"int"``, ``"float"``, ``"string"``, ``"time
 
 Re-record (only when a contract change is intended) with::
 
-    .venv/bin/python tests/api/test_response_contract.py --write
+    PYTHONPATH=tests .venv/bin/python tests/api/test_response_contract.py --write
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from aceorch.errors import PortUnavailable, RuntimeFailure
 from aceorch.models import StatSnapshot, parse_time
 from aceorch.runtime.fake import InMemoryRuntime
 from aceorch.store import make_store
+from support import wait_until
 
 GOLDEN = Path(__file__).with_name("response_contract.json")
 API_KEY = "contract-key-1"
@@ -126,7 +127,7 @@ def run_main_scenario(tmp: Path, rec: Recorder) -> None:
     """Every route of an app without VPN: provisioning, streams and stats, status, containers, debug, errors."""
     runtime = InMemoryRuntime(images={"acestream/engine:latest", "nginx:alpine"})
     settings = _settings(tmp)
-    store = make_store(settings.db_url)
+    store = make_store(f"sqlite:///{tmp}/orch.db")
     with TestClient(create_app(settings, runtime=runtime, store=store)) as client:
         call = rec.call
         # service
@@ -241,10 +242,7 @@ def run_main_scenario(tmp: Path, rec: Recorder) -> None:
         # The first enable answers before or after the writer's first flush (last_flush_at null or a time):
         # sent, not recorded; the bodies below come once a flush happened.
         assert client.post("/debug/enable", headers=AUTH).status_code == 200
-        for _ in range(200):
-            if client.get("/debug/status").json()["last_flush_at"] is not None:
-                break
-            client.portal.call(_pause)
+        wait_until(lambda: client.get("/debug/status").json()["last_flush_at"], "the debug writer's first flush")
         call(client, "POST /debug/enable again", "POST", "/debug/enable", 200, headers=AUTH)
         call(client, "GET /debug/status on", "GET", "/debug/status", 200)
         call(client, "GET /debug/bundle", "GET", "/debug/bundle", 200, headers=AUTH)
@@ -265,24 +263,11 @@ def run_vpn_scenario(tmp: Path, rec: Recorder) -> None:
     runtime = InMemoryRuntime()
     settings = _settings(tmp, gluetun_container_name="gluetun", gluetun_health_check_interval_s=1)
     with TestClient(create_app(settings, runtime=runtime)) as client:
-        deadline = 100
-        body: Any = None
-        for _ in range(deadline):
-            body = client.get("/vpn/status").json()
-            if body.get("last_check_at"):
-                break
-            client.portal.call(_pause)
-        assert body and body.get("last_check_at"), body
+        wait_until(lambda: client.get("/vpn/status").json()["last_check_at"], "the VPN monitor's first check")
         rec.call(client, "GET /vpn/status enabled", "GET", "/vpn/status", 200)
         rec.call(client, "GET /orchestrator/status vpn", "GET", "/orchestrator/status", 200)
         rec.call(client, "POST /provision/acestream 503 vpn", "POST", "/provision/acestream", 503, json={},
                  headers=AUTH)
-
-
-async def _pause() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.05)
 
 
 def capture(tmp: Path) -> dict[str, Any]:
