@@ -252,6 +252,8 @@ class Fleet:
             if cid not in seen and cid not in self._stopping and cid not in self._adopting:
                 if self._engines[cid].created_at >= listed_at:
                     continue  # registered while the list was on its way: not in it, yet not gone
+                if self._engines[cid].container_name in in_flight_names:
+                    continue  # registered, its start not yet over: its container was skipped above, not gone
                 engine = self._engines.pop(cid)
                 logger.info("engine %s vanished", engine.container_name)
                 self._record("provisioning", operation="engine_vanished", container_id=cid,
