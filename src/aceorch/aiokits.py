@@ -1,4 +1,5 @@
-"""Small asyncio helpers: request context, guarded tasks, interruptible sleeps."""
+"""Small asyncio helpers every layer may use: the request's context variables, guarded background loops,
+kept-referenced fire-and-forget tasks, interruptible sleeps and poll-until waits, and stopping tasks."""
 
 from __future__ import annotations
 

@@ -25,4 +25,5 @@ def sim(ctx: typer.Context) -> None:
 
 
 def main() -> None:
+    """Run the ``aceorch`` command line (the console script's entry point)."""
     app(prog_name="aceorch")

@@ -19,6 +19,8 @@ __all__ = ["serve", "setup_logging"]
 
 
 class _ContextFilter(logging.Filter):
+    """Stamps each record with the current request and trace ids."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         record.trace_id = trace_id_var.get()
@@ -26,7 +28,10 @@ class _ContextFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
+    """Formats log records as one JSON object a line (``LOG_FORMAT=json``), with the request's ids."""
+
     def format(self, record: logging.LogRecord) -> str:
+        """The record as a JSON line: time, level, logger, message, request and trace ids, traceback."""
         from datetime import UTC, datetime
 
         body: dict[str, Any] = {
@@ -45,6 +50,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(settings: Settings) -> None:
+    """Send every log record to stdout in the configured format and level, quieting chatty libraries."""
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_ContextFilter())
     if settings.log_format.value == "json":

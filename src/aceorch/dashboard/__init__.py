@@ -14,6 +14,8 @@ __all__ = ["mount_dashboard"]
 
 
 def mount_dashboard(app: FastAPI) -> None:
+    """Serve the dashboard's static pages at ``/panel/`` on ``app``."""
+
     @app.get("/panel", include_in_schema=False)
     async def panel_redirect(request: Request) -> RedirectResponse:
         # Keep the query: ``/panel?key=…`` must reach the page, which moves the key to localStorage.

@@ -62,6 +62,7 @@ class ContainerInfo:
 
     @property
     def running(self) -> bool:
+        """Whether the container is running now (status ``running``)."""
         return self.status == "running"
 
 
@@ -89,10 +90,12 @@ class EventHub:
         self.closed = False
 
     def publish(self, event: RuntimeEvent) -> None:
+        """Hand ``event`` to every open subscription."""
         for queue in self._subscribers:
             queue.put_nowait(event)
 
     def subscribe(self) -> AsyncIterator[RuntimeEvent]:
+        """An iterator of the events published from now on, until :meth:`end`."""
         queue: asyncio.Queue[RuntimeEvent | None] = asyncio.Queue()
         if self.closed:
             queue.put_nowait(None)

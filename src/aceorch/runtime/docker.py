@@ -246,8 +246,8 @@ class DockerRuntime:
     """:class:`~aceorch.runtime.base.Runtime` over a Docker engine (``DOCKER_HOST`` or the default socket).
 
     ``init`` runs a tiny init (``docker run --init``) as PID 1, so an engine that ignores SIGTERM as PID 1
-    still stops at once. ``pull_missing`` lets :meth:`create` try ``docker pull`` for an absent image (the
-    reference's behaviour); offline machines fail that pull and get ``ImageNotFound``.
+    still stops at once. ``pull_missing`` lets :meth:`create` try ``docker pull`` for an absent image, as
+    ``docker run`` does; offline machines fail that pull and get ``ImageNotFound``.
     """
 
     name = "docker"
@@ -301,11 +301,13 @@ class DockerRuntime:
     # -- Runtime ------------------------------------------------------------------------------------------
 
     async def ping(self) -> None:
+        """Return if the daemon answers ``/version``; ``RuntimeUnavailable`` otherwise."""
         docker = self._docker("ping")
         with map_docker_errors("ping", not_found=RuntimeUnavailable):
             await docker.version()
 
     async def image_exists(self, image: str) -> bool:
+        """Whether the image is present in the daemon's image store."""
         docker = self._docker("image_exists")
         try:
             with map_docker_errors(f"inspect image {image}", not_found=ImageNotFound):
@@ -315,6 +317,7 @@ class DockerRuntime:
         return True
 
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
+        """Create and start the container (pulling a missing image if allowed); on failure remove it again."""
         docker = self._docker(f"create {spec.name}")
         config = container_config(spec, init=self._init)
         what = f"create {spec.name}"
@@ -349,6 +352,7 @@ class DockerRuntime:
             raise ImageNotFound(f"image {image} is not present and cannot be pulled: {exc}") from exc
 
     async def inspect(self, container_id: str) -> ContainerInfo:
+        """The container's state, from ``containers/{id}/json``."""
         docker = self._docker(f"inspect {container_id}")
         if not container_id:
             raise ContainerNotFound("inspect: empty container id")
@@ -357,6 +361,7 @@ class DockerRuntime:
         return info_from_inspect(data)
 
     async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
+        """Every container, running or not, whose labels include all of ``labels``, oldest first."""
         docker = self._docker("list")
         filters = {"label": [f"{k}={v}" for k, v in (labels or {}).items()]}
         with map_docker_errors("list"):
@@ -373,16 +378,19 @@ class DockerRuntime:
         return infos
 
     async def stop(self, container_id: str, timeout: float = 10) -> None:
+        """``docker stop`` with ``timeout`` rounded up to whole seconds."""
         docker = self._docker(f"stop {container_id}")
         with map_docker_errors(f"stop {container_id}"):
             await docker.containers.container(container_id).stop(t=max(0, math.ceil(timeout)))
 
     async def restart(self, container_id: str, timeout: float = 10) -> None:
+        """``docker restart`` with ``timeout`` rounded up to whole seconds."""
         docker = self._docker(f"restart {container_id}")
         with map_docker_errors(f"restart {container_id}"):
             await docker.containers.container(container_id).restart(t=max(0, math.ceil(timeout)))
 
     async def remove(self, container_id: str) -> None:
+        """``docker rm -f``; a removal already in progress counts as done."""
         docker = self._docker(f"remove {container_id}")
         try:
             with map_docker_errors(f"remove {container_id}"):
@@ -393,6 +401,7 @@ class DockerRuntime:
             raise
 
     async def logs(self, container_id: str, tail: int = 100) -> str:
+        """The last ``tail`` lines of the container's stdout and stderr."""
         docker = self._docker(f"logs {container_id}")
         with map_docker_errors(f"logs {container_id}"):
             lines = await docker.containers.container(container_id).log(
@@ -440,6 +449,7 @@ class DockerRuntime:
                 await _end_stream(run)
 
     async def aclose(self) -> None:
+        """End the event stream and close the client; later calls raise ``RuntimeUnavailable``."""
         if self._closed:
             return
         self._closed = True

@@ -1,4 +1,4 @@
-"""Choose and build the runtime that ``RUNTIME`` asks for (config.md).
+"""Choose and build the runtime that the ``RUNTIME`` setting asks for: :func:`make_runtime`.
 
 ``docker`` always gives a :class:`~aceorch.runtime.docker.DockerRuntime`, even when the engine is down (its
 calls then raise ``RuntimeUnavailable`` and aceorch keeps retrying); ``process`` gives a

@@ -183,13 +183,16 @@ class InMemoryRuntime:
     # -- Runtime ------------------------------------------------------------------------------------------
 
     async def ping(self) -> None:
+        """Return, unless the runtime is unavailable or a failure is scripted."""
         self._enter("ping", None)
 
     async def image_exists(self, image: str) -> bool:
+        """Whether the image is in ``images`` (every image is, when ``images`` is None)."""
         self._enter("image_exists", image)
         return self.images is None or image in self.images
 
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
+        """Record a running container, enforcing unique names, free host ports and known images."""
         self._enter("create", spec.name)
         if self.create_hook is not None:
             await self.create_hook(spec)
@@ -222,10 +225,12 @@ class InMemoryRuntime:
         return self._info(container)
 
     async def inspect(self, container_id: str) -> ContainerInfo:
+        """The recorded container, by id, unique id prefix or name."""
         self._enter("inspect", container_id)
         return self._info(self._find(container_id))
 
     async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
+        """Every recorded container whose labels include all of ``labels``."""
         self._enter("list", dict(labels or {}))
         wanted = labels or {}
         return [
@@ -233,6 +238,7 @@ class InMemoryRuntime:
         ]
 
     async def stop(self, container_id: str, timeout: float = 10) -> None:
+        """Mark a running container exited with status 0, emitting ``die`` and ``stop``."""
         self._enter("stop", container_id)
         container = self._find(container_id)
         if container.status == "running":
@@ -242,6 +248,7 @@ class InMemoryRuntime:
             self.emit("stop", container)
 
     async def restart(self, container_id: str, timeout: float = 10) -> None:
+        """Mark the container running again, emitting ``die`` (if it ran), ``start`` and ``restart``."""
         self._enter("restart", container_id)
         container = self._find(container_id)
         if container.status == "running":
@@ -253,6 +260,7 @@ class InMemoryRuntime:
         self.emit("restart", container)
 
     async def remove(self, container_id: str) -> None:
+        """Forget the container (killed with 137 if it ran), emitting ``destroy``."""
         self._enter("remove", container_id)
         container = self._find(container_id)
         if container.status == "running":
@@ -263,6 +271,7 @@ class InMemoryRuntime:
         self.emit("destroy", container)
 
     async def logs(self, container_id: str, tail: int = 100) -> str:
+        """The last ``tail`` of the container's recorded log lines."""
         self._enter("logs", container_id)
         lines = self._find(container_id).logs
         return "".join(line if line.endswith("\n") else line + "\n" for line in lines[-tail:] if tail > 0)
@@ -276,6 +285,7 @@ class InMemoryRuntime:
         self._events.end(close=self.closed)
 
     async def aclose(self) -> None:
+        """End every event iterator; later calls raise ``RuntimeUnavailable``."""
         self.calls.append(("aclose", None))
         if self.closed:
             return

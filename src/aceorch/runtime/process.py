@@ -1,4 +1,4 @@
-"""The process runtime: each "container" is a child process of ``ENGINE_COMMAND`` (config.md ``RUNTIME``).
+"""The process runtime (``RUNTIME=process``): each "container" is a child process of ``ENGINE_COMMAND``.
 
 A container here is an :mod:`asyncio` subprocess of ``shlex.split(command)`` (no shell), with
 ``spec.command`` appended as arguments (as Docker appends ``Cmd`` to an image's entrypoint), run with the
@@ -223,6 +223,7 @@ class ProcessRuntime:
         if uptime >= self._healthy_run_s:
             child.restarts = 0
         child.status = "restarting"
+        # A back-off, not a poll: stop, remove and aclose cancel this watcher to cut the sleep short.
         while True:
             delay = min(self._max_restart_delay, self._restart_delay * (2**child.restarts))
             child.restarts += 1
@@ -293,12 +294,15 @@ class ProcessRuntime:
     # -- Runtime ------------------------------------------------------------------------------------------
 
     async def ping(self) -> None:
+        """Return while the runtime is open; there is no daemon to ask."""
         self._check_open("ping")
 
     async def image_exists(self, image: str) -> bool:
+        """Always True: the process runtime runs its command whatever the image."""
         return True
 
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
+        """Register the container and start its process; on failure it is forgotten again."""
         self._check_open(f"create {spec.name}")
         if not spec.name:
             raise RuntimeFailure("create: a container needs a name")
@@ -326,10 +330,12 @@ class ProcessRuntime:
         return self._info(child)
 
     async def inspect(self, container_id: str) -> ContainerInfo:
+        """The child's state, by id, unique id prefix or name."""
         self._check_open(f"inspect {container_id}")
         return self._info(self._find(container_id))
 
     async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
+        """Every registered child whose labels include all of ``labels``."""
         self._check_open("list")
         wanted = labels or {}
         return [
@@ -339,6 +345,7 @@ class ProcessRuntime:
         ]
 
     async def stop(self, container_id: str, timeout: float = 10) -> None:
+        """SIGTERM the child's process group, SIGKILL it after ``timeout``; no restart follows."""
         self._check_open(f"stop {container_id}")
         child = self._find(container_id)
         was_active = child.status in ("running", "restarting")
@@ -347,6 +354,7 @@ class ProcessRuntime:
             self._emit("stop", child)
 
     async def restart(self, container_id: str, timeout: float = 10) -> None:
+        """Stop the child's process and start it again under the same id."""
         self._check_open(f"restart {container_id}")
         child = self._find(container_id)
         await self._terminate(child, timeout)
@@ -356,6 +364,7 @@ class ProcessRuntime:
         self._emit("restart", child)
 
     async def remove(self, container_id: str) -> None:
+        """Kill the child's process at once and forget it."""
         self._check_open(f"remove {container_id}")
         child = self._find(container_id)
         await self._terminate(child, 0)
@@ -363,6 +372,7 @@ class ProcessRuntime:
         self._emit("destroy", child)
 
     async def logs(self, container_id: str, tail: int = 100) -> str:
+        """The last ``tail`` lines of the child's combined output."""
         self._check_open(f"logs {container_id}")
         child = self._find(container_id)
         lines = list(child.logs)

@@ -5,10 +5,10 @@ Standard library only, and importing nothing else from aceorch: the images run t
 ``aceorch/__init__.py`` and this package. ``aceorch.sim.__main__.main(argv)`` is the entry point; the
 ``aceorch sim`` CLI delegates to it.
 
-- :mod:`aceorch.sim.engine`: the engine HTTP API of ``spec/engine-api.md``, with fault injection and
-  the ``/__sim/*`` control API.
-- :mod:`aceorch.sim.gluetun`: the control-server routes of ``spec/gluetun-api.md``, with a Docker
-  healthcheck mode.
+- :mod:`aceorch.sim.engine`: the AceStream engine HTTP API that aceorch and acexy use, with fault
+  injection and the ``/__sim/*`` control API.
+- :mod:`aceorch.sim.gluetun`: the Gluetun control-server routes aceorch reads, with a Docker healthcheck
+  mode.
 - :mod:`aceorch.sim.mpegts`: 188-byte MPEG-TS packets for the engine's playback.
 """
 

@@ -17,6 +17,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m aceorch.sim`` argument parser, with one subcommand per simulator."""
     parser = argparse.ArgumentParser(
         prog="python -m aceorch.sim",
         description="AceStream engine and Gluetun simulators (standard library only).",

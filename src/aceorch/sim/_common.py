@@ -4,7 +4,7 @@ Everything here is standard library only, because the simulators run as ``python
 a bare Debian image that holds nothing but ``aceorch/__init__.py`` (empty) and ``aceorch/sim/``.
 
 Configuration errors are raised as :class:`ConfigError`, which names the variable (or flag) at fault; the CLI
-turns it into one stderr line and exit status 2, as ``engine-api.md`` §13 requires.
+turns it into one stderr line and exit status 2.
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ class SimHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients hanging up mid-response are normal here (acexy, timeouts, tests); stay quiet about them.
+        """Ignore clients that hang up mid-response; report any other error as the base class does."""
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError, BrokenPipeError)):
             return
@@ -132,12 +133,13 @@ class SimRequestHandler(BaseHTTPRequestHandler):
     HTTP/1.0 (the base class's default): one request per connection, as the engine does.
     """
 
-    # The real engine is a Python 2.7 BaseHTTPServer; some clients sniff this header (engine-api.md §0).
+    # The real engine is a Python 2.7 BaseHTTPServer, and some clients sniff the Server header: send its value.
     server_version = "BaseHTTP/0.3"
     sys_version = "Python/2.7.18"
     log_requests = False
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Log the request on stderr only when request logging is on."""
         if self.log_requests:
             super().log_message(format, *args)
 
@@ -159,9 +161,11 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        """Send ``payload`` as a JSON response."""
         self.send_body(status, json.dumps(payload).encode(), "application/json", headers)
 
     def send_text(self, status: int, text: str) -> None:
+        """Send ``text`` as a ``text/plain`` response."""
         self.send_body(status, text.encode(), "text/plain")
 
     def read_json_body(self) -> tuple[Any, str | None]:

@@ -1,6 +1,6 @@
 """The Gluetun control-server simulator: ``python -m aceorch.sim gluetun`` (``aceorch sim gluetun``).
 
-It serves the routes aceorch reads from Gluetun's control server (``spec/gluetun-api.md``):
+It serves the routes aceorch reads from Gluetun's control server:
 
 - ``GET /v1/vpn/status`` and the older ``GET /v1/openvpn/status``: ``{"status": "running" | "stopped"}``
   (``PUT`` with the same body starts or stops the simulated tunnel, as the real server allows);
@@ -120,6 +120,7 @@ class GluetunSimulator:
         self._counters: dict[str, int] = {"requests": 0, "unauthorized": 0, "flips": 0}
 
     def vpn_up(self) -> bool:
+        """Whether the simulated tunnel is up now (after any flap that fell due)."""
         self._maybe_flip()
         with self._lock:
             return self._vpn_up
@@ -137,14 +138,17 @@ class GluetunSimulator:
             self._next_flip += missed * self._flap_every_s
 
     def count(self, key: str) -> None:
+        """Add one to a counter."""
         with self._lock:
             self._counters[key] += 1
 
     def set_vpn(self, up: bool) -> None:
+        """Bring the simulated tunnel up or down."""
         with self._lock:
             self._vpn_up = up
 
     def public_ip_payload(self) -> dict[str, str]:
+        """The ``/v1/publicip/ip`` body: the address and place, empty while the VPN is down."""
         up = self.vpn_up()
         with self._lock:
             ip = self._public_ip if up else ""
@@ -157,11 +161,13 @@ class GluetunSimulator:
         }
 
     def forwarded_port(self) -> int:
+        """The forwarded port, 0 while the VPN is down."""
         up = self.vpn_up()
         with self._lock:
             return self._forwarded_port if up else 0
 
     def state(self) -> dict[str, Any]:
+        """The ``GET /__sim/state`` body."""
         up = self.vpn_up()
         with self._lock:
             return {
@@ -237,13 +243,16 @@ class GluetunHandler(SimRequestHandler):
 
     @property
     def sim(self) -> GluetunSimulator:
+        """The simulated Gluetun this request runs against."""
         return cast(GluetunSimulator, cast(SimHTTPServer, self.server).app)
 
     def setup(self) -> None:
+        """Take the request-logging switch from the simulator's configuration."""
         super().setup()
         self.log_requests = self.sim.config.log_requests
 
     def authorised(self) -> bool:
+        """Whether the request carries the API key (when one is set); answers 401 if not."""
         key = self.sim.config.api_key
         if key is None or self.headers.get("X-API-Key") == key:
             return True
@@ -252,6 +261,7 @@ class GluetunHandler(SimRequestHandler):
         return False
 
     def do_GET(self) -> None:
+        """The control API's state, then the ``/v1/*`` status, public IP and forwarded-port routes."""
         path = urllib.parse.urlsplit(self.path).path.rstrip("/") or "/"
         sim = self.sim
         if path == "/__sim/state":
@@ -273,6 +283,7 @@ class GluetunHandler(SimRequestHandler):
             self.send_text(404, "404 page not found")
 
     def do_PUT(self) -> None:
+        """``PUT /v1/vpn/status``: start or stop the simulated tunnel."""
         path = urllib.parse.urlsplit(self.path).path.rstrip("/")
         if not path.startswith("/v1/"):
             self.send_text(404, "404 page not found")
@@ -292,6 +303,7 @@ class GluetunHandler(SimRequestHandler):
         self.send_json(200, {"outcome": status})
 
     def do_POST(self) -> None:
+        """``POST /__sim/state``: change the simulated VPN."""
         path = urllib.parse.urlsplit(self.path).path.rstrip("/")
         if path != "/__sim/state":
             self.send_json(404, {"error": f"no such route: {path}"})

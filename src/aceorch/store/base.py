@@ -33,6 +33,8 @@ class StoreUnavailable(StoreError):
 
 @runtime_checkable
 class Store(Protocol):
+    """An async database of engines, streams and stat snapshots; implemented by :class:`~aceorch.store.sql.SqlStore`."""
+
     async def open(self) -> None:
         """Create the database (a SQLite file and its directories) and its tables if missing. Idempotent."""
 

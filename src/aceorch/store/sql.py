@@ -15,7 +15,7 @@ Design:
 * **Times** are stored as aceorch's fixed-width text (:func:`aceorch.models.format_time`), which sorts like
   the time itself on every backend and reads back as an aware UTC datetime equal to what was saved.
 * **Stats** live in their own table, keyed by an autoincrement id, and are trimmed to the newest ``keep``
-  snapshots of their stream on every insert (fix: the reference never trimmed its store table).
+  snapshots of their stream on every insert, so the table stays bounded however long a stream runs.
 """
 
 from __future__ import annotations
@@ -57,9 +57,11 @@ class UtcTime(sa.types.TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        """The datetime as fixed-width UTC text."""
         return format_time(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """The stored text as an aware UTC datetime."""
         if value is None:
             return None
         return parse_time(str(value))
@@ -233,6 +235,7 @@ class SqlStore:
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Build the engine and create missing tables on the worker thread. Idempotent."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
         if self._engine is not None:
@@ -249,6 +252,7 @@ class SqlStore:
         logger.info("store open: %s", self._safe_url())
 
     async def aclose(self) -> None:
+        """Dispose of the engine and let the worker thread end. Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -269,11 +273,13 @@ class SqlStore:
         return self._url.render_as_string(hide_password=True)
 
     async def ping(self) -> None:
+        """Run ``SELECT 1``; :class:`StoreUnavailable` when the database does not answer."""
         await self._run(_ping)
 
     # ---- engines -----------------------------------------------------------------------------------------
 
     async def save_engine(self, engine: Engine) -> None:
+        """Insert or replace the engine row."""
         row = {name: getattr(engine, name) for name in _ENGINE_FIELDS}
         row["health_status"] = engine.health_status.value
         row["labels"] = dict(engine.labels)
@@ -281,27 +287,33 @@ class SqlStore:
         await self._run(_upsert, engines_table, row)
 
     async def delete_engine(self, container_id: str) -> None:
+        """Delete the engine row, if any."""
         await self._run(_delete_engine, container_id)
 
     async def load_engines(self) -> list[Engine]:
+        """Every engine row, ordered by ``first_seen``."""
         return await self._run(_load_engines)
 
     # ---- streams -----------------------------------------------------------------------------------------
 
     async def save_stream(self, stream: Stream) -> None:
+        """Insert or replace the stream row."""
         row = {name: getattr(stream, name) for name in _STREAM_FIELDS}
         row["labels"] = dict(stream.labels)
         await self._run(_upsert, streams_table, row)
 
     async def load_streams(self) -> list[Stream]:
+        """Every stream row, ordered by ``started_at``."""
         return await self._run(_load_streams)
 
     async def prune_streams(self, *, ended_before: datetime) -> int:
+        """Delete streams that ended before ``ended_before``, and their stats; how many."""
         return await self._run(_prune_streams, ended_before)
 
     # ---- stats -------------------------------------------------------------------------------------------
 
     async def add_stat(self, stream_id: str, snap: StatSnapshot, *, keep: int) -> None:
+        """Append a snapshot and trim the stream's snapshots to the newest ``keep``."""
         if keep < 1:
             raise ValueError("keep must be at least 1")
         row = {name: getattr(snap, name) for name in _STAT_FIELDS}
@@ -311,6 +323,7 @@ class SqlStore:
     async def load_stats(
         self, stream_id: str, *, since: datetime | None = None, limit: int | None = None
     ) -> list[StatSnapshot]:
+        """A stream's snapshots since ``since``, oldest first, at most the newest ``limit``."""
         if limit is not None and limit < 0:
             raise ValueError("limit must not be negative")
         return await self._run(_load_stats, stream_id, since, limit)

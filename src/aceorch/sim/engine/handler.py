@@ -116,6 +116,7 @@ class EngineHandler(PlaybackHandler):
     # ----------------------------------------------------------------- dispatch
 
     def do_POST(self) -> None:
+        """Serve the control API; anything else is 501, as the real engine answers POST."""
         path = urllib.parse.urlsplit(self.path).path
         if path.startswith("/__sim/"):
             self.control_post(path)
@@ -125,6 +126,7 @@ class EngineHandler(PlaybackHandler):
         self.send_text(501, "Unsupported method ('POST')")
 
     def do_GET(self) -> None:
+        """Serve the control API, apply engine-wide fault modes and the client check, then route."""
         split = urllib.parse.urlsplit(self.path)
         path = split.path
         query = {k: v[0] for k, v in urllib.parse.parse_qs(split.query, keep_blank_values=True).items()}
@@ -139,6 +141,7 @@ class EngineHandler(PlaybackHandler):
         self.route(path, query)
 
     def engine_mode_intercepts(self, path: str) -> bool:
+        """Apply the engine-wide mode (hang, reset, 503) to this request; True when it did."""
         mode = self.sim.effective_mode()
         if mode == "hang" or (mode == "hang_ace" and path.startswith(("/ace/", "/content/"))):
             self.hang()
@@ -152,6 +155,7 @@ class EngineHandler(PlaybackHandler):
         return False
 
     def route(self, path: str, query: dict[str, str]) -> None:
+        """Dispatch a GET by path to its route; unknown paths are 404."""
         if path == "/webui/api/service":
             self.webui_service(query)
         elif path == "/server/api":
@@ -178,6 +182,7 @@ class EngineHandler(PlaybackHandler):
     # ----------------------------------------------------------------- version, status, media files
 
     def webui_service(self, query: dict[str, str]) -> None:
+        """``/webui/api/service``: ``get_version``, as JSON or JSONP."""
         if query.get("method") == "get_version":
             self.sim.count("get_version")
             payload: dict[str, Any] = {"result": dict(VERSION), "error": None}
@@ -190,6 +195,7 @@ class EngineHandler(PlaybackHandler):
             self.send_json(200, payload)
 
     def server_api(self, query: dict[str, str]) -> None:
+        """``/server/api``: status, network status, API token and media files."""
         method = query.get("method", "")
         if method == "get_status":
             self.sim.count("get_status")
@@ -209,6 +215,7 @@ class EngineHandler(PlaybackHandler):
             self.send_json(200, {"result": None, "error": "unknown method"})
 
     def media_files(self, query: dict[str, str]) -> None:
+        """``get_media_files``: one file named after the content, or the engine's error after a delay."""
         source = pick_source({k: v for k, v in query.items() if k in ("content_id", "id", "infohash")})
         kind = (
             "failed" if source is None or not source.valid else self.sim.mode_for(source.content_id, source.infohash)[0]
@@ -231,6 +238,7 @@ class EngineHandler(PlaybackHandler):
     # ----------------------------------------------------------------- starting a stream
 
     def start_stream(self, query: dict[str, str], *, hls: bool) -> None:
+        """``/ace/getstream`` and ``/ace/manifest.m3u8``: open a session and answer with its URLs."""
         sim = self.sim
         sim.count("getstream")
         as_json = query.get("format", "").lower() == "json"
@@ -276,6 +284,7 @@ class EngineHandler(PlaybackHandler):
         )
 
     def start_failed(self, error: str, as_json: bool) -> None:
+        """Answer a failed start as the engine does: a JSON error, or a 500 text."""
         if as_json:
             self.ace_json(None, error)
         else:
@@ -284,6 +293,7 @@ class EngineHandler(PlaybackHandler):
     # ----------------------------------------------------------------- stat and stop
 
     def stat(self, infohash: str, token: str) -> None:
+        """``/ace/stat/<infohash>/<token>``: the session's progress, or the unknown-session error."""
         sim = self.sim
         sim.count("stat")
         session = sim.session(token)
@@ -295,6 +305,7 @@ class EngineHandler(PlaybackHandler):
         self.ace_json(stat_payload(session, progress), None)
 
     def stop_command(self, infohash: str, token: str, query: dict[str, str]) -> None:
+        """``/ace/cmd/<infohash>/<token>?method=stop``: end the session."""
         if query.get("method") != "stop":
             self.ace_json(None, "unknown method")
             return
@@ -313,6 +324,7 @@ class EngineHandler(PlaybackHandler):
     # ----------------------------------------------------------------- /__sim/* control API
 
     def control_get(self, path: str) -> None:
+        """``GET /__sim/state``: the simulator's state."""
         if path == "/__sim/state":
             self.send_json(200, self.sim.state())
         elif path == "/__sim/restart":
@@ -321,6 +333,7 @@ class EngineHandler(PlaybackHandler):
             self.send_json(404, {"error": f"no such control route: {path}"})
 
     def control_post(self, path: str) -> None:
+        """``POST /__sim/state`` (change modes, timers, cap) and ``POST /__sim/restart``."""
         body, error = self.read_json_body()
         if error is not None:
             self.send_json(400, {"error": error})

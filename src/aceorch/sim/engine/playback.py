@@ -39,6 +39,7 @@ class PlaybackHandler(SimRequestHandler):
         return cast(EngineState, cast(SimHTTPServer, self.server).app)
 
     def setup(self) -> None:
+        """Take the request-logging switch from the simulator's configuration."""
         super().setup()
         self.log_requests = self.sim.config.log_requests
 
