@@ -91,6 +91,7 @@ class Engine:
     p2p_port: int | None = None
 
     def public(self) -> dict[str, Any]:
+        """The engine as the API shows it."""
         return {
             "container_id": self.container_id,
             "container_name": self.container_name,
@@ -130,6 +131,7 @@ class Stream:
     attached: bool = True
 
     def public(self) -> dict[str, Any]:
+        """The stream as the API shows it."""
         return {
             "id": self.id,
             "key_type": self.key_type,
@@ -160,6 +162,7 @@ class StatSnapshot:
     status: str | None = None
 
     def public(self) -> dict[str, Any]:
+        """The snapshot as the API shows it."""
         return {
             "ts": format_time(self.ts),
             "peers": self.peers,

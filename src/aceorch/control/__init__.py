@@ -1,5 +1,7 @@
-"""Control engines: each is a pure decision function plus one guarded loop, wired together by the service.
+"""Control engines: each is a pure decision function beside the loop that acts on it; the service wires them.
 
-``breaker`` is a primitive beneath the others. ``provisioner``, ``health``, ``autoscaler`` and ``vpn`` never
-import each other.
+``provisioner`` (engine starts), ``health`` (the prober), ``autoscaler`` and ``vpn`` (the VPN monitor) never import
+each other: a loop's collaborators arrive as keyword arguments, typed by small protocols defined beside it.
+Beneath them are the shared primitives: ``admission`` (the provisioning gates), ``engine_api`` (addresses and
+readiness), ``breaker`` and ``ports``.
 """

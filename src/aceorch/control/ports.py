@@ -10,11 +10,11 @@ __all__ = ["PortAllocator", "PortConflict", "PortPoolExhausted", "ports_from_lab
 
 
 class PortConflict(Exception):
-    pass
+    """A requested port is taken or outside its pool."""
 
 
 class PortPoolExhausted(Exception):
-    pass
+    """No free port is left in a pool."""
 
 
 class PortAllocator:
@@ -30,9 +30,11 @@ class PortAllocator:
 
     @property
     def taken(self) -> frozenset[int]:
+        """Every port held now."""
         return frozenset(self._taken)
 
     def is_free(self, port: int) -> bool:
+        """The port is not held."""
         return port not in self._taken
 
     def claim(self, port: int, pool: PortRange | Iterable[int]) -> int:
@@ -62,16 +64,19 @@ class PortAllocator:
         raise PortPoolExhausted(f"no free port in {ports[0]}-{ports[-1]}")
 
     def mark(self, ports: Iterable[int | None]) -> None:
+        """Hold these ports."""
         for port in ports:
             if port is not None:
                 self._taken.add(port)
 
     def release(self, ports: Iterable[int | None]) -> None:
+        """Give these ports back (None entries are ignored)."""
         for port in ports:
             if port is not None:
                 self._taken.discard(port)
 
     def reset(self, ports: Iterable[int | None]) -> None:
+        """Hold exactly these ports."""
         self._taken = {p for p in ports if p is not None}
 
 
@@ -86,7 +91,7 @@ def _int_label(labels: dict[str, str], key: str) -> int | None:
 
 
 def ports_from_labels(labels: dict[str, str]) -> dict[str, int | None]:
-    """The four port labels of an engine container (api.md §4.1 "Labels")."""
+    """The four port labels of an engine container: container and host, HTTP and HTTPS."""
     return {
         "container_http": _int_label(labels, "acestream.http_port"),
         "container_https": _int_label(labels, "acestream.https_port"),

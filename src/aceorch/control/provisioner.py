@@ -50,13 +50,17 @@ def _conf_ports(conf: str) -> tuple[int | None, int | None]:
 class Fleet(Protocol):
     """What the provisioner needs to know about the engines the service already manages."""
 
-    def engine_count(self) -> int: ...
+    def engine_count(self) -> int:
+        """How many engines the fleet holds."""
 
-    def engine_names(self) -> set[str]: ...
+    def engine_names(self) -> set[str]:
+        """Container names of the engines."""
 
-    def p2p_holder(self) -> str | None: ...
+    def p2p_holder(self) -> str | None:
+        """The engine holding the forwarded P2P port, if any."""
 
-    async def register(self, engine: Engine, info: ContainerInfo) -> None: ...
+    async def register(self, engine: Engine, info: ContainerInfo) -> None:
+        """A started engine joins the fleet."""
 
 
 Recorder = Callable[..., None]
@@ -137,15 +141,9 @@ class Provisioner:
         """Admit and start one engine; returns it (registered) and the start's duration in ms."""
         begin = time.perf_counter()
         image = req.image or self.settings.target_image
-        self.record(
-            "provisioning",
-            operation="start_acestream_begin",
-            labels=req.labels,
-            image=image if self.runtime.name != "process" else self.settings.engine_command.split()[0],
-            custom_env=bool(req.env),
-            source=req.source,
-            request_id=req.request_id,
-        )
+        self.record("provisioning", operation="start_acestream_begin", labels=req.labels,
+                    image=image if self.runtime.name != "process" else self.settings.engine_command.split()[0],
+                    custom_env=bool(req.env), source=req.source, request_id=req.request_id)
         reserved: list[int] = []
         claimed_slot = False
         breaker = self.breakers["replacement" if req.source == "replacement" else "general"]
@@ -190,17 +188,9 @@ class Provisioner:
 
     def _fail_record(self, req: ProvisionRequest, exc: ProvisioningError, begin: float) -> None:
         duration_ms = (time.perf_counter() - begin) * 1000
-        self.record(
-            "provisioning",
-            operation="start_acestream_failed",
-            error=exc.message,
-            reason=exc.reason,
-            code=exc.code,
-            duration_ms=duration_ms,
-            success=False,
-            source=req.source,
-            request_id=req.request_id,
-        )
+        self.record("provisioning", operation="start_acestream_failed", error=exc.message, reason=exc.reason,
+                    code=exc.code, duration_ms=duration_ms, success=False, source=req.source,
+                    request_id=req.request_id)
         self.on_finished("start_acestream", False, duration_ms, None, exc.code)
 
     def _allocate(self, req: ProvisionRequest, reserved: list[int]) -> dict[str, int | None]:
@@ -426,18 +416,10 @@ class Provisioner:
             raise err from exc
         breaker.record(True)
         duration_ms = (time.perf_counter() - begin) * 1000
-        self.record(
-            "provisioning",
-            operation="start_acestream_success",
-            container_id=engine.container_id,
-            container_name=engine.container_name,
-            host_http_port=engine.host_http_port,
-            container_http_port=engine.container_http_port,
-            duration_ms=duration_ms,
-            success=True,
-            source=req.source,
-            request_id=req.request_id,
-        )
+        self.record("provisioning", operation="start_acestream_success", container_id=engine.container_id,
+                    container_name=engine.container_name, host_http_port=engine.host_http_port,
+                    container_http_port=engine.container_http_port, duration_ms=duration_ms, success=True,
+                    source=req.source, request_id=req.request_id)
         self.on_finished("start_acestream", True, duration_ms, engine.container_id, None)
         return engine
 

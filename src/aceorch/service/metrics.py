@@ -1,4 +1,4 @@
-"""Prometheus metrics (api.md §9), in a registry of their own per service: no process-wide globals."""
+"""Prometheus metrics, in a registry of their own per service: no process-wide globals."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ __all__ = ["Metrics"]
 
 
 class Metrics:
+    """The service's Prometheus metrics, in a registry of its own."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -48,4 +50,5 @@ class Metrics:
             self.breaker_state.labels(name=name).set(0)
 
     def render(self) -> bytes:
+        """The metrics in the Prometheus text format."""
         return generate_latest(self.registry)

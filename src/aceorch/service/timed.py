@@ -44,43 +44,54 @@ class TimedRuntime:
             )
 
     async def ping(self) -> None:
+        """The wrapped runtime's ``ping``, timed."""
         await self._timed("ping", self.inner.ping())
 
     async def image_exists(self, image: str) -> bool:
+        """The wrapped runtime's ``image_exists``, timed."""
         result: bool = await self._timed("image_exists", self.inner.image_exists(image), image=image)
         return result
 
     async def create(self, spec: ContainerSpec) -> ContainerInfo:
+        """The wrapped runtime's ``create``, timed."""
         result: ContainerInfo = await self._timed("create", self.inner.create(spec), container_name=spec.name)
         return result
 
     async def inspect(self, container_id: str) -> ContainerInfo:
+        """The wrapped runtime's ``inspect``, timed."""
         result: ContainerInfo = await self._timed(
             "inspect", self.inner.inspect(container_id), container_id=container_id
         )
         return result
 
     async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
+        """The wrapped runtime's ``list``, timed."""
         result: list[ContainerInfo] = await self._timed("list", self.inner.list(labels))
         return result
 
     async def stop(self, container_id: str, timeout: float = 10) -> None:
+        """The wrapped runtime's ``stop``, timed."""
         await self._timed("stop", self.inner.stop(container_id, timeout), container_id=container_id)
 
     async def restart(self, container_id: str, timeout: float = 10) -> None:
+        """The wrapped runtime's ``restart``, timed."""
         await self._timed("restart", self.inner.restart(container_id, timeout), container_id=container_id)
 
     async def remove(self, container_id: str) -> None:
+        """The wrapped runtime's ``remove``, timed."""
         await self._timed("remove", self.inner.remove(container_id), container_id=container_id)
 
     async def logs(self, container_id: str, tail: int = 100) -> str:
+        """The wrapped runtime's ``logs``, timed."""
         result: str = await self._timed("logs", self.inner.logs(container_id, tail), container_id=container_id)
         return result
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
+        """The wrapped runtime's events (not timed: the stream is long-lived)."""
         return self.inner.events()
 
     async def aclose(self) -> None:
+        """The wrapped runtime's ``aclose``, timed."""
         await self.inner.aclose()
 
 
@@ -92,6 +103,7 @@ class TimedTransport(httpx.AsyncBaseTransport):
         self._record = record
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send the request through the inner transport and record how long it took."""
         begin = time.perf_counter()
         status: int | None = None
         error: str | None = None
@@ -117,4 +129,5 @@ class TimedTransport(httpx.AsyncBaseTransport):
             )
 
     async def aclose(self) -> None:
+        """Close the inner transport."""
         await self._inner.aclose()
