@@ -143,13 +143,15 @@ async def test_events_follow_the_scripted_lifecycle(fake_runtime: InMemoryRuntim
 
 async def test_create_hook_can_hold_a_start_open(fake_runtime: InMemoryRuntime) -> None:
     gate = asyncio.Event()
+    held = asyncio.Event()
 
     async def hold(spec: ContainerSpec) -> None:
+        held.set()
         await gate.wait()
 
     fake_runtime.create_hook = hold
     pending = asyncio.create_task(fake_runtime.create(engine("slow")))
-    await asyncio.sleep(0)
+    await asyncio.wait_for(held.wait(), 2)
     assert not pending.done() and await fake_runtime.list() == []
 
     gate.set()
