@@ -44,15 +44,6 @@ def test_keyword_arguments_win_and_may_be_flat_or_grouped(monkeypatch: pytest.Mo
     assert (g.pool.min_replicas, g.pool.max_replicas) == (4, 5)
 
 
-def test_flat_access_reads_the_group_during_the_transition() -> None:
-    """The flat-access shim; this test goes with it (``flat`` is a name scripts/sweep-settings.py leaves alone)."""
-    flat = Settings(_env_file=None, min_replicas=0, runtime="process")  # type: ignore[call-arg]
-    assert flat.min_replicas == 0 and flat.debug_log_dir == flat.debug.debug_log_dir
-    assert RuntimeKind(flat.runtime) is RuntimeKind.PROCESS and flat.runtime.value == "process"
-    with pytest.raises(AttributeError):
-        _ = flat.no_such_setting
-
-
 def test_value_of_takes_either_spelling() -> None:
     s = Settings(_env_file=None, startup_timeout_s=40)  # type: ignore[call-arg]
     assert s.value_of("STARTUP_TIMEOUT_S") == s.value_of("startup_timeout_s") == 40

@@ -46,7 +46,7 @@ def test_every_bash_block_of_the_guide_runs(tmp_path: Path) -> None:
     work.mkdir()
     (work / ".env").write_text(dotenv[0])
     settings = load_settings(work / ".env")
-    assert settings.debug_mode and settings.debug_log_dir == "./debug_logs"
+    assert settings.debug.debug_mode and settings.debug.debug_log_dir == "./debug_logs"
 
     orch = Orchestrator(work, {"RUNTIME": "process"}, port=8000, api_key="your-api-key")
     for key in ("API_KEY",):

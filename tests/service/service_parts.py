@@ -98,7 +98,7 @@ async def build_parts(make_settings: Callable[..., Settings], **overrides: Any) 
     values.update(overrides)
     settings = make_settings(**values)
     runtime = InMemoryRuntime()
-    store = make_store(settings.db_url)
+    store = make_store(settings.api.db_url)
     await store.open()
     records: list[tuple[str, dict[str, Any]]] = []
 
@@ -116,7 +116,8 @@ async def build_parts(make_settings: Callable[..., Settings], **overrides: Any) 
         record=record,
     )
     vpn = VpnMonitor(settings, runtime=runtime, http=http)
-    liveness = Liveness(runtime=runtime, store=store, record=record, monitor_interval_s=settings.monitor_interval_s)
+    liveness = Liveness(runtime=runtime, store=store, record=record,
+                        monitor_interval_s=settings.pool.monitor_interval_s)
     ports = PortAllocator()
     fleet = Fleet(settings, runtime=runtime, store=store, http=http, ports=ports, metrics=metrics, record=record,
                   stop=stop, in_container=False)

@@ -28,7 +28,7 @@ async def service(make_settings: Callable[..., Settings]) -> AsyncIterator[Calla
         values: dict[str, Any] = {"provision_wait_for": "running", "runtime": "docker"}
         values.update(overrides)
         settings = make_settings(**values)
-        svc = Service(settings, runtime=InMemoryRuntime(), store=make_store(settings.db_url),
+        svc = Service(settings, runtime=InMemoryRuntime(), store=make_store(settings.api.db_url),
                       debuglog=DebugLog(settings, version=__version__))
         made.append(svc)
         return svc

@@ -39,7 +39,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or await make_runtime(settings)
-        st = store or make_store(settings.db_url)
+        st = store or make_store(settings.api.db_url)
         svc = Service(settings, runtime=rt, store=st, debuglog=log)
         app.state.service = svc
         await svc.start()

@@ -53,13 +53,13 @@ def setup_logging(settings: Settings) -> None:
     """Send every log record to stdout in the configured format and level, quieting chatty libraries."""
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(_ContextFilter())
-    if settings.log_format.value == "json":
+    if settings.api.log_format.value == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.value)
+    root.setLevel(settings.api.log_level.value)
     # The "Debug mode enabled" line is logged even when LOG_LEVEL is above INFO.
     logging.getLogger("aceorch.debuglog").setLevel(logging.INFO)
     for noisy in ("uvicorn.access", "httpx", "httpcore", "aiodocker"):
@@ -91,14 +91,15 @@ def preflight(settings: Settings) -> list[str]:
     problems: list[str] = []
     if settings.vpn_enabled and kind == "process":
         problems.append(
-            f"config error: GLUETUN_CONTAINER_NAME={settings.gluetun_container_name!r} needs the Docker runtime, but "
-            f"RUNTIME={settings.runtime.value} resolved to the process runtime (no Docker engine answers)"
+            f"config error: GLUETUN_CONTAINER_NAME={settings.vpn.gluetun_container_name!r} needs the Docker runtime, "
+            f"but RUNTIME={settings.runtime.kind.value} resolved to the process runtime (no Docker engine answers)"
         )
     if kind == "process":
-        words = shlex.split(settings.engine_command)
+        words = shlex.split(settings.runtime.engine_command)
         if not words or shutil.which(words[0]) is None:
             problems.append(
-                f"config error: ENGINE_COMMAND={settings.engine_command!r}: its first word must be an executable"
+                f"config error: ENGINE_COMMAND={settings.runtime.engine_command!r}: "
+                "its first word must be an executable"
             )
     return problems
 
@@ -129,8 +130,8 @@ def serve(env_file: str = typer.Option(".env", help="the .env file to read, if p
     app = create_app(settings)
     uvicorn.run(
         app,
-        host=settings.app_host,
-        port=settings.app_port,
+        host=settings.api.app_host,
+        port=settings.api.app_port,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,

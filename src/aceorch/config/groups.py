@@ -148,10 +148,6 @@ class RuntimeSettings(Group):
         key, _, value = self.container_label.partition("=")
         return key, value
 
-    @property
-    def value(self) -> str:
-        """The kind's value: ``settings.runtime.value`` keeps working while flat access is transitional."""
-        return self.kind.value
 
 
 class PoolSettings(Group):

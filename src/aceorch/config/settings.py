@@ -131,17 +131,6 @@ class Settings(BaseSettings):
                 out[name.upper()] = value
         return out
 
-    # Flat access: transitional, until every caller uses the grouped form ----------------------------------------
-    def __getattr__(self, name: str) -> Any:
-        """``settings.min_replicas`` reads ``settings.pool.min_replicas`` (typed Any; use the grouped form)."""
-        field = flat_fields().get(name)
-        if field is None:
-            return super().__getattr__(name)  # type: ignore[misc]
-        group = object.__getattribute__(self, "__dict__").get(field[0])
-        if group is None:
-            raise AttributeError(name)
-        return getattr(group, field[1])
-
 
 class _FlatBase(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", case_sensitive=False)

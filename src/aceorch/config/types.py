@@ -70,12 +70,6 @@ class RuntimeKind(enum.StrEnum):
     DOCKER = "docker"
     PROCESS = "process"
 
-    @classmethod
-    def _missing_(cls, value: object) -> RuntimeKind | None:
-        # Flat access is transitional: ``RuntimeKind(settings.runtime)`` still works while ``settings.runtime`` is
-        # the runtime group rather than its kind. It goes with the flat-access shim on Settings.
-        kind = getattr(value, "kind", None)
-        return kind if isinstance(kind, cls) else None
 
 
 class WaitFor(enum.StrEnum):

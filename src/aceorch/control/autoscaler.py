@@ -132,8 +132,8 @@ async def autoscale_round(
     s = settings
     decision = decide(
         fleet.engines(), in_flight=starts.in_flight, now=utcnow(),
-        min_replicas=s.min_replicas, min_free=s.min_free_replicas, max_replicas=s.max_replicas,
-        idle_ttl_s=s.idle_ttl_s,
+        min_replicas=s.pool.min_replicas, min_free=s.pool.min_free_replicas, max_replicas=s.pool.max_replicas,
+        idle_ttl_s=s.pool.idle_ttl_s,
     )
     action = "none"
     if decision.start:
@@ -166,5 +166,6 @@ def start_autoscaler(
     async def once() -> None:
         await autoscale_round(settings=settings, fleet=fleet, starts=starts, streams=streams, record=record)
 
-    return create_guarded_task("autoscaler", once, stop=stop, interval=lambda: float(settings.autoscale_interval_s),
+    return create_guarded_task("autoscaler", once, stop=stop,
+                               interval=lambda: float(settings.pool.autoscale_interval_s),
                                on_error=on_error)

@@ -38,13 +38,13 @@ def advertised_address(
     ``auto``: the loopback and the published port when aceorch runs on the host (or with the process runtime);
     inside a container, the engine's network peer (the Gluetun container in VPN mode) and the container port.
     """
-    choice = settings.engine_advertise_host
+    choice = settings.runtime.engine_advertise_host
     if choice != "auto":
         return choice, host_port
     if not in_container or runtime_kind == "process":
         return "127.0.0.1", host_port
-    if settings.vpn_enabled and settings.gluetun_container_name:
-        return settings.gluetun_container_name, container_port
+    if settings.vpn_enabled and settings.vpn.gluetun_container_name:
+        return settings.vpn.gluetun_container_name, container_port
     return container_name, container_port
 
 

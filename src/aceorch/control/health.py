@@ -174,7 +174,7 @@ async def probe_round(
     now = utcnow()
     for engine, ok in zip(engines, results, strict=True):
         old = engine.health_status
-        changed = apply_probe(engine, ok, now, settings.health_failure_threshold)
+        changed = apply_probe(engine, ok, now, settings.health.health_failure_threshold)
         if not ok:
             record("health", component="health", operation="probe_failed",
                    container_id=engine.container_id, container_name=engine.container_name,
@@ -204,8 +204,8 @@ async def _replace_unhealthy(
     now: datetime,
 ) -> None:
     plan = plan_replacements(
-        fleet.engines(), now=now, grace_period_s=settings.health_unhealthy_grace_period_s,
-        cooldown_s=settings.health_replacement_cooldown_s, last_replacement_at=state.last_replacement_at,
+        fleet.engines(), now=now, grace_period_s=settings.health.health_unhealthy_grace_period_s,
+        cooldown_s=settings.health.health_replacement_cooldown_s, last_replacement_at=state.last_replacement_at,
         already_replaced=fleet.replaced(),
     )
     for cid in plan.start_for:
@@ -242,5 +242,5 @@ def start_health_prober(
                           signals=signals, state=state)
 
     return create_guarded_task("health prober", once, stop=stop,
-                               interval=lambda: float(settings.health_check_interval_s), on_error=on_error)
+                               interval=lambda: float(settings.health.health_check_interval_s), on_error=on_error)
 

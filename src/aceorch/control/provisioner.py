@@ -98,7 +98,7 @@ class Provisioner:
         self.runtime_ok = runtime_ok
         self.in_container = in_container
         self.in_flight = 0
-        self._slots = asyncio.Semaphore(settings.max_concurrent_provisions)
+        self._slots = asyncio.Semaphore(settings.pool.max_concurrent_provisions)
         self._interval_lock = asyncio.Lock()
         self._last_start = 0.0
         self._reserved_names: set[str] = set()
@@ -124,11 +124,11 @@ class Provisioner:
             breaker_allows=adm.allowed,
             engines=self.fleet.engine_count(),
             in_flight=self.in_flight,
-            max_replicas=self.settings.max_replicas,
-            max_active_replicas=self.settings.max_active_replicas,
-            auto_delete=self.settings.auto_delete,
-            grace_period_s=self.settings.engine_grace_period_s,
-            startup_timeout_s=self.settings.startup_timeout_s,
+            max_replicas=self.settings.pool.max_replicas,
+            max_active_replicas=self.settings.pool.max_active_replicas,
+            auto_delete=self.settings.pool.auto_delete,
+            grace_period_s=self.settings.pool.engine_grace_period_s,
+            startup_timeout_s=self.settings.runtime.startup_timeout_s,
         )
 
     @property
@@ -140,9 +140,9 @@ class Provisioner:
     async def provision(self, req: ProvisionRequest) -> tuple[Engine, float]:
         """Admit and start one engine; returns it (registered) and the start's duration in ms."""
         begin = time.perf_counter()
-        image = req.image or self.settings.target_image
+        image = req.image or self.settings.runtime.target_image
         self.record("provisioning", operation="start_acestream_begin", labels=req.labels,
-                    image=image if self.runtime.name != "process" else self.settings.engine_command.split()[0],
+                    image=image if self.runtime.name != "process" else self.settings.runtime.engine_command.split()[0],
                     custom_env=bool(req.env), source=req.source, request_id=req.request_id)
         reserved: list[int] = []
         claimed_slot = False
@@ -229,17 +229,19 @@ class Provisioner:
             host_http = claim(wanted, pool) if wanted else take(pool)
             container_http = host_http
         elif kind != "process":
-            container_http = claim(conf_http, s.ace_http_range) if conf_http else take(s.ace_http_range)
-            host_http = claim(req.host_port, s.port_range_host) if req.host_port else take(s.port_range_host)
+            container_http = claim(conf_http, s.runtime.ace_http_range) if conf_http else take(s.runtime.ace_http_range)
+            host_range = s.runtime.port_range_host
+            host_http = claim(req.host_port, host_range) if req.host_port else take(host_range)
         else:
             wanted = req.host_port or conf_http
             if req.host_port and conf_http and req.host_port != conf_http:
                 raise PortInUse("host_port and CONF --http-port disagree")
-            host_http = claim(wanted, s.port_range_host) if wanted else take(s.port_range_host)
+            host_http = claim(wanted, s.runtime.port_range_host) if wanted else take(s.runtime.port_range_host)
             container_http = host_http
-        container_https = claim(conf_https, s.ace_https_range) if conf_https else take(s.ace_https_range)
-        if s.ace_map_https and kind != "process" and not s.vpn_enabled:
-            host_https = take(s.port_range_host)
+        https_range = s.runtime.ace_https_range
+        container_https = claim(conf_https, https_range) if conf_https else take(https_range)
+        if s.runtime.ace_map_https and kind != "process" and not s.vpn_enabled:
+            host_https = take(s.runtime.port_range_host)
         return {
             "host_http": host_http,
             "container_http": container_http,
@@ -287,9 +289,9 @@ class Provisioner:
         if layout["host_https"] is not None:
             labels["host.https_port"] = str(layout["host_https"])
         ports: dict[str, int | None] = {}
-        network: str | None = s.docker_network
+        network: str | None = s.runtime.docker_network
         if s.vpn_enabled:
-            network = f"container:{s.gluetun_container_name}"
+            network = f"container:{s.vpn.gluetun_container_name}"
             _, forwarded = self.vpn_gate()
             if forwarded and self.fleet.p2p_holder() is None:
                 env["P2P_PORT"] = str(forwarded)
@@ -314,7 +316,7 @@ class Provisioner:
         if req.host_port or (req.env.get("CONF") and _conf_ports(req.env["CONF"])[0]):
             raise PortInUse(f"Port conflict: {exc}")
         logger.warning("a host port is held outside aceorch (%s); trying the next free one", exc)
-        pool: Any = s.vpn_port_pool if s.vpn_enabled else s.port_range_host
+        pool: Any = s.vpn_port_pool if s.vpn_enabled else s.runtime.port_range_host
         try:
             new = self.ports.take(pool)
         except PortPoolExhausted:
@@ -327,7 +329,7 @@ class Provisioner:
 
     async def _wait_slot(self) -> None:
         await self._slots.acquire()
-        gap = self.settings.min_provision_interval_s
+        gap = self.settings.pool.min_provision_interval_s
         if gap <= 0:
             return
         try:
@@ -444,8 +446,8 @@ class Provisioner:
 
     async def _wait_ready(self, info: ContainerInfo, host: str, port: int, begin: float) -> None:
         """Wait until the engine answers (or, with PROVISION_WAIT_FOR=running, runs); fail if it exits or is late."""
-        deadline = begin + self.settings.startup_timeout_s
-        wait_ready = self.settings.provision_wait_for.value == "ready"
+        deadline = begin + self.settings.runtime.startup_timeout_s
+        wait_ready = self.settings.runtime.provision_wait_for.value == "ready"
         last_inspect = time.perf_counter()  # the container was just created running
         pauses = [0.02]  # poll fast first (an engine often answers within tens of ms), then back off to 100 ms
 
@@ -474,7 +476,7 @@ class Provisioner:
         if not await poll_until(up, timeout=deadline - time.perf_counter(), interval=backoff):
             what = "ready" if wait_ready else "running"
             raise failed(
-                f"engine not {what} within STARTUP_TIMEOUT_S ({self.settings.startup_timeout_s}s)",
+                f"engine not {what} within STARTUP_TIMEOUT_S ({self.settings.runtime.startup_timeout_s}s)",
                 "startup_timeout",
             )
 

@@ -83,12 +83,12 @@ class VpnMonitor:
         self.runtime = runtime
         self.http = http
         self.enabled = settings.vpn_enabled
-        self.container = settings.gluetun_container_name
+        self.container = settings.vpn.gluetun_container_name
         self.last = VpnCheck()
         self.last_check_at: datetime | None = None
         self._forwarded: int | None = None
         self._forwarded_at = 0.0
-        self._base_url: str | None = settings.gluetun_api_url
+        self._base_url: str | None = settings.vpn.gluetun_api_url
         #: When the VPN last went from healthy to down (None while up).
         self.down_since: datetime | None = None
         #: When it came back after an outage, until the engines have been restarted.
@@ -111,7 +111,7 @@ class VpnMonitor:
     async def _resolve_base(self, info: ContainerInfo) -> str | None:
         if self.settings.vpn.gluetun_api_url:
             return self.settings.vpn.gluetun_api_url.rstrip("/")
-        name, port = self.container or "", self.settings.gluetun_api_port
+        name, port = self.container or "", self.settings.vpn.gluetun_api_port
         try:
             await asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM)
             return f"http://{name}:{port}"
@@ -122,7 +122,7 @@ class VpnMonitor:
         return None
 
     def _headers(self) -> dict[str, str]:
-        key = self.settings.gluetun_api_key
+        key = self.settings.vpn.gluetun_api_key
         return {"X-API-Key": key.get_secret_value()} if key else {}
 
     async def _get(self, base: str, *paths: str) -> httpx.Response | None:
@@ -158,7 +158,7 @@ class VpnMonitor:
         return ControlView("ok", vpn_running=running, public_ip=public_ip)
 
     async def _refresh_port(self, base: str | None) -> None:
-        ttl = self.settings.gluetun_port_cache_ttl_s
+        ttl = self.settings.vpn.gluetun_port_cache_ttl_s
         if base is None or (self._forwarded_at and time.monotonic() - self._forwarded_at < ttl):
             return
         resp = await self._get(base, "/v1/openvpn/portforwarded", "/v1/portforward")
@@ -272,13 +272,13 @@ async def vpn_round(
     if (
         monitor.recovered_at is not None
         and monitor.connected
-        and now - monitor.recovered_at >= timedelta(seconds=settings.vpn_recovery_stabilize_s)
+        and now - monitor.recovered_at >= timedelta(seconds=settings.vpn.vpn_recovery_stabilize_s)
     ):
         recovered_at = monitor.recovered_at
         monitor.recovered_at = None
         monitor.down_since = None
         restarted = 0
-        if settings.vpn_restart_engines_on_reconnect:
+        if settings.vpn.vpn_restart_engines_on_reconnect:
             restarted = await fleet.restart_engines_created_before(recovered_at)
         signals.vpn_engines_restarted(restarted)
 
@@ -301,4 +301,4 @@ def start_vpn_monitor(
                         on_connected=on_connected)
 
     return create_guarded_task("vpn monitor", once, stop=stop,
-                               interval=lambda: float(settings.gluetun_health_check_interval_s), on_error=on_error)
+                               interval=lambda: float(settings.vpn.gluetun_health_check_interval_s), on_error=on_error)

@@ -87,8 +87,8 @@ class StressMonitor:
     @property
     def slow_provisioning_threshold_ms(self) -> float:
         """The duration over which a start counts as slow: ``STARTUP_TIMEOUT_S`` × ``DEBUG_SLOW_PROVISIONING_RATIO``."""
-        ratio: float = self._settings.debug_slow_provisioning_ratio
-        timeout: int = self._settings.startup_timeout_s
+        ratio: float = self._settings.debug.debug_slow_provisioning_ratio
+        timeout: int = self._settings.runtime.startup_timeout_s
         return ratio * timeout * 1000.0
 
     # Emitting -----------------------------------------------------------------------------------------------
@@ -316,7 +316,7 @@ class StressMonitor:
     # Engines ------------------------------------------------------------------------------------------------
     def engines_health(self, *, unhealthy: int, total: int) -> None:
         """One health sweep's counts: high_unhealthy_engines when unhealthy/total > DEBUG_UNHEALTHY_RATIO."""
-        ratio = self._settings.debug_unhealthy_ratio
+        ratio = self._settings.debug.debug_unhealthy_ratio
         holds = total >= 1 and unhealthy >= 1 and unhealthy / total > ratio
         with self._lock:
 

@@ -64,17 +64,17 @@ class DebugLog(Recorder):
         on_drop: Callable[[int], None] | None = None,
     ) -> None:
         secrets = [settings.api_key_value()]
-        if settings.gluetun_api_key is not None:
-            secrets.append(settings.gluetun_api_key.get_secret_value())
+        if settings.vpn.gluetun_api_key is not None:
+            secrets.append(settings.vpn.gluetun_api_key.get_secret_value())
         super().__init__(clock=clock, queue_size=queue_size, secrets=secrets)
         self._settings = settings
         self._version = version
         self._runtime_name = runtime_name
         self._on_drop = on_drop
-        self._log_dir_text = settings.debug_log_dir
-        self._dir = Path(settings.debug_log_dir).expanduser().absolute()
-        self._interval = settings.debug_flush_interval_ms / 1000.0
-        self._cap_bytes = settings.debug_log_max_mb * 1024 * 1024
+        self._log_dir_text = settings.debug.debug_log_dir
+        self._dir = Path(settings.debug.debug_log_dir).expanduser().absolute()
+        self._interval = settings.debug.debug_flush_interval_ms / 1000.0
+        self._cap_bytes = settings.debug.debug_log_max_mb * 1024 * 1024
 
         self._last_session: Session | None = None
         self._live: list[Session] = []
@@ -130,7 +130,7 @@ class DebugLog(Recorder):
     def start_from_env(self) -> None:
         """At service start: retention now and hourly; a session if DEBUG_MODE is on. Never raises."""
         self._start_maintenance()
-        if not self._settings.debug_mode:
+        if not self._settings.debug.debug_mode:
             return
         try:
             self.enable(by="env")
@@ -250,7 +250,7 @@ class DebugLog(Recorder):
                     s.cap_reported = True
                     message = (
                         f"debug session {s.id} reached DEBUG_LOG_MAX_MB "
-                        f"({self._settings.debug_log_max_mb} MB); new entries are dropped and counted"
+                        f"({self._settings.debug.debug_log_max_mb} MB); new entries are dropped and counted"
                     )
                     logger.error("%s", message)
                     line = self._error_line(s, "size_cap", "DebugLogFull", message)
@@ -436,7 +436,7 @@ class DebugLog(Recorder):
             deleted = retention.prune(
                 sessions,
                 protected=protected,
-                retention_days=self._settings.debug_log_retention_days,
+                retention_days=self._settings.debug.debug_log_retention_days,
                 cap_bytes=self._cap_bytes,
                 clock=self._clock,
             )
@@ -468,11 +468,11 @@ class DebugLog(Recorder):
             "last_flush_at": format_time(self._last_flush_at),
             "last_error": s.last_error if s is not None else None,
             "settings": {
-                "retention_days": self._settings.debug_log_retention_days,
-                "max_mb": self._settings.debug_log_max_mb,
-                "flush_interval_ms": self._settings.debug_flush_interval_ms,
-                "slow_provisioning_ratio": self._settings.debug_slow_provisioning_ratio,
-                "unhealthy_ratio": self._settings.debug_unhealthy_ratio,
+                "retention_days": self._settings.debug.debug_log_retention_days,
+                "max_mb": self._settings.debug.debug_log_max_mb,
+                "flush_interval_ms": self._settings.debug.debug_flush_interval_ms,
+                "slow_provisioning_ratio": self._settings.debug.debug_slow_provisioning_ratio,
+                "unhealthy_ratio": self._settings.debug.debug_unhealthy_ratio,
             },
         }
 

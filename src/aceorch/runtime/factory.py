@@ -32,8 +32,8 @@ async def make_runtime(settings: Settings, *, ping_timeout: float = AUTO_PING_TI
         logger.info("runtime: docker (RUNTIME=docker)")
         return DockerRuntime()
     if kind is RuntimeKind.PROCESS:
-        logger.info("runtime: process (RUNTIME=process), engines run %s", settings.engine_command)
-        return ProcessRuntime(settings.engine_command)
+        logger.info("runtime: process (RUNTIME=process), engines run %s", settings.runtime.engine_command)
+        return ProcessRuntime(settings.runtime.engine_command)
 
     docker = DockerRuntime()
     try:
@@ -44,8 +44,8 @@ async def make_runtime(settings: Settings, *, ping_timeout: float = AUTO_PING_TI
             "runtime: process (RUNTIME=auto: no Docker engine answered within %.0f s: %s), engines run %s",
             ping_timeout,
             str(exc) or type(exc).__name__,
-            settings.engine_command,
+            settings.runtime.engine_command,
         )
-        return ProcessRuntime(settings.engine_command)
+        return ProcessRuntime(settings.runtime.engine_command)
     logger.info("runtime: docker (RUNTIME=auto: the Docker engine at %s answered)", docker.docker_host)
     return docker

@@ -66,16 +66,16 @@ class Service:
             [
                 CircuitBreaker(
                     "general",
-                    failure_threshold=settings.circuit_breaker_failure_threshold,
-                    recovery_timeout=settings.circuit_breaker_recovery_timeout_s,
-                    trial_eta=settings.startup_timeout_s,
+                    failure_threshold=settings.breaker.circuit_breaker_failure_threshold,
+                    recovery_timeout=settings.breaker.circuit_breaker_recovery_timeout_s,
+                    trial_eta=settings.runtime.startup_timeout_s,
                     on_transition=self._on_breaker,
                 ),
                 CircuitBreaker(
                     "replacement",
-                    failure_threshold=settings.circuit_breaker_replacement_threshold,
-                    recovery_timeout=settings.circuit_breaker_replacement_timeout_s,
-                    trial_eta=settings.startup_timeout_s,
+                    failure_threshold=settings.breaker.circuit_breaker_replacement_threshold,
+                    recovery_timeout=settings.breaker.circuit_breaker_replacement_timeout_s,
+                    trial_eta=settings.runtime.startup_timeout_s,
                     on_transition=self._on_breaker,
                 ),
             ],
@@ -83,7 +83,7 @@ class Service:
         )
         self.vpn = vpn.VpnMonitor(settings, runtime=self.runtime, http=self._http)
         self.liveness = Liveness(runtime=self.runtime, store=store, record=self.record,
-                                 monitor_interval_s=settings.monitor_interval_s)
+                                 monitor_interval_s=settings.pool.monitor_interval_s)
         self.fleet = Fleet(settings, runtime=self.runtime, store=store, http=self._http, ports=ports,
                            metrics=self.metrics, record=self.record, stop=self._stop, in_container=in_container)
         self.streams = Streams(settings, fleet=self.fleet, store=store, http=self._http, metrics=self.metrics,
@@ -169,8 +169,8 @@ class Service:
             logger.warning(
                 "API_KEY is not set: every endpoint, including provisioning and container deletion, "
                 "is open to anyone who can reach %s:%s",
-                s.app_host,
-                s.app_port,
+                s.api.app_host,
+                s.api.app_port,
             )
         try:
             await self.store.open()
@@ -193,7 +193,7 @@ class Service:
             on_error=self._loop_error("health prober"),
         ))
         self._loops.append(self._guarded("stats collector", self.collector.collect_once,
-                                         lambda: float(s.collect_interval_s)))
+                                         lambda: float(s.streams.collect_interval_s)))
         self._loops.append(self._guarded("loop lag", self._lag_once, lambda: 0.0))
         spawn(self._startup_pool(), name="startup pool", tasks=self._tasks)
 
@@ -208,13 +208,13 @@ class Service:
             async def connected() -> bool:
                 return self.vpn.connected
 
-            await poll_until(connected, timeout=s.gluetun_startup_wait_s, interval=0.5, stop=self._stop)
+            await poll_until(connected, timeout=s.vpn.gluetun_startup_wait_s, interval=0.5, stop=self._stop)
             if self._stop.is_set():
                 return
             if not self.vpn.connected:
                 logger.warning(
                     "the VPN did not become healthy within GLUETUN_STARTUP_WAIT_S (%ss); continuing",
-                    s.gluetun_startup_wait_s,
+                    s.vpn.gluetun_startup_wait_s,
                 )
         await self.fleet.wait_adopted()
         self.status.started = True
@@ -253,7 +253,7 @@ class Service:
         if await self.liveness.check_runtime():
             await self.fleet.reconcile()
         self._refresh_debug_gauges()
-        await self.fleet.wait_for_change(self.settings.monitor_interval_s)
+        await self.fleet.wait_for_change(self.settings.pool.monitor_interval_s)
 
     async def _lag_once(self) -> None:
         begin = time.perf_counter()

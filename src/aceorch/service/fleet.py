@@ -284,7 +284,8 @@ class Fleet:
                 return
             answers = functools.partial(engine_ready, self._http, engine.host, engine.port, timeout=2.0)
             # Our own clock only: the runtime's clock may differ from ours.
-            if not await poll_until(answers, timeout=self.settings.startup_timeout_s, interval=0.2, stop=self._stop):
+            timeout = self.settings.runtime.startup_timeout_s
+            if not await poll_until(answers, timeout=timeout, interval=0.2, stop=self._stop):
                 if not self._stop.is_set():
                     await self._reap(info, "never became ready")
                 return
@@ -430,7 +431,7 @@ class Fleet:
             answers = functools.partial(engine_ready, self._http, engine.host, engine.port, timeout=1.0)
             try:
                 await self._runtime.restart(engine.container_id, timeout=5)
-                ok = await poll_until(answers, timeout=self.settings.startup_timeout_s, interval=0.2)
+                ok = await poll_until(answers, timeout=self.settings.runtime.startup_timeout_s, interval=0.2)
                 engine.created_at = utcnow()
                 engine.health_status = HealthStatus.HEALTHY if ok else HealthStatus.UNKNOWN
                 count += 1

@@ -122,7 +122,7 @@ class Provisioning:
             self._metrics.provision_blocked.labels(code=code).inc()
             if code == "max_capacity":
                 self._stress.provision_blocked(
-                    code=code, limit=self.settings.max_replicas, running=self._fleet.engine_count()
+                    code=code, limit=self.settings.pool.max_replicas, running=self._fleet.engine_count()
                 )
             return
         else:
@@ -168,7 +168,7 @@ class Provisioning:
     ) -> dict[str, str]:
         """Start a generic (non-engine) managed container; its id and name."""
         begin = time.perf_counter()
-        image = image or self.settings.target_image
+        image = image or self.settings.runtime.target_image
         self._record("provisioning", operation="start_container_begin", image=image, labels=labels,
                      custom_env=bool(env))
 
@@ -187,7 +187,7 @@ class Provisioning:
         for p in host_ports:
             if not self._ports.is_free(p):
                 raise fail(PortInUse(f"Port conflict: port {p} is already in use"))
-        if image != self.settings.target_image and not await self._runtime.image_exists(image):
+        if image != self.settings.runtime.target_image and not await self._runtime.image_exists(image):
             raise fail(ImageMissing(f"Image {image!r} is not present locally"))
         key, value = self.settings.label_pair
         all_labels = dict(labels)
@@ -200,7 +200,7 @@ class Provisioning:
         try:
             for _ in range(5):
                 spec = ContainerSpec(name=f"{name_prefix}-{n}", image=image, env=env, labels=all_labels,
-                                     ports=ports, network=self.settings.docker_network)
+                                     ports=ports, network=self.settings.runtime.docker_network)
                 try:
                     info = await self._runtime.create(spec)
                     break
@@ -213,7 +213,7 @@ class Provisioning:
             async def running() -> bool:
                 return (await self._runtime.inspect(container_id)).running
 
-            if not await poll_until(running, timeout=self.settings.startup_timeout_s, interval=0.2):
+            if not await poll_until(running, timeout=self.settings.runtime.startup_timeout_s, interval=0.2):
                 raise failed("container not running in time", "startup_timeout")
         except BaseException as exc:
             if info is not None:
@@ -242,9 +242,9 @@ class Provisioning:
     async def scale(self, demand: int, request_id: str | None) -> dict[str, Any]:
         """Scale to ``min(max(MIN_REPLICAS, demand), MAX_REPLICAS)`` engines; engines with streams stay."""
         s = self.settings
-        target = min(max(s.min_replicas, demand), s.max_replicas)
+        target = min(max(s.pool.min_replicas, demand), s.pool.max_replicas)
         if s.vpn_enabled:
-            target = min(target, s.max_active_replicas)
+            target = min(target, s.pool.max_active_replicas)
         have = self._fleet.engine_count() + self.in_flight
         started: list[str] = []
         stopped: list[str] = []
@@ -280,10 +280,10 @@ class Provisioning:
         """The idle sweep now: stop engines idle for IDLE_TTL_S above the floors, prune streams, reconcile."""
         s = self.settings
         stopped: list[str] = []
-        if s.idle_ttl_s > 0:
+        if s.pool.idle_ttl_s > 0:
             for cid in autoscaler.idle_victims(
-                self._fleet.engines(), now=utcnow(), idle_for_s=s.idle_ttl_s,
-                min_replicas=s.min_replicas, min_free=s.min_free_replicas,
+                self._fleet.engines(), now=utcnow(), idle_for_s=s.pool.idle_ttl_s,
+                min_replicas=s.pool.min_replicas, min_free=s.pool.min_free_replicas,
             ):
                 if await self._fleet.stop_engine(cid, "idle"):
                     stopped.append(cid)

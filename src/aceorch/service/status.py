@@ -84,7 +84,7 @@ class Status:
         reason: str | None = None
         details: dict[str, Any] | None = None
         if code is not None and err is not None:
-            reason, message = _blocked_reason(code, breaker_state=state.value, max_replicas=s.max_replicas)
+            reason, message = _blocked_reason(code, breaker_state=state.value, max_replicas=s.pool.max_replicas)
             details = {"code": code, "message": message, "recovery_eta_seconds": err.recovery_eta_seconds,
                        "can_retry": err.can_retry, "should_wait": err.should_wait}
         can = code is None
@@ -104,15 +104,15 @@ class Status:
             "engines": {"total": total, "running": running, "healthy": counts["healthy"],
                         "unhealthy": counts["unhealthy"]},
             "streams": {"active": self._streams.count_started(), "total": self._streams.count()},
-            "capacity": {"total": total, "used": used, "available": total - used, "max_replicas": s.max_replicas,
-                         "min_replicas": s.min_replicas},
+            "capacity": {"total": total, "used": used, "available": total - used, "max_replicas": s.pool.max_replicas,
+                         "min_replicas": s.pool.min_replicas},
             "vpn": {"enabled": vpn["enabled"], "connected": vpn["connected"], "health": vpn["health"],
                     "container": vpn["container"], "forwarded_port": vpn["forwarded_port"]},
             "provisioning": {"can_provision": can, "circuit_breaker_state": state.value,
                              "last_failure": format_time(general.last_failure_time), "blocked_reason": reason,
                              "blocked_reason_details": details},
-            "config": {"auto_delete": s.auto_delete, "grace_period_s": s.engine_grace_period_s,
-                       "target_image": s.target_image, "runtime": self._runtime_name},
+            "config": {"auto_delete": s.pool.auto_delete, "grace_period_s": s.pool.engine_grace_period_s,
+                       "target_image": s.runtime.target_image, "runtime": self._runtime_name},
             "timestamp": format_time(utcnow()),
         }
 
@@ -136,8 +136,8 @@ class Status:
             "marked_for_replacement": sum(
                 1 for e in engines if e.health_status is HealthStatus.UNHEALTHY and e.unhealthy_since is not None
             ),
-            "minimum_required": self.settings.min_replicas,
-            "health_check_interval": self.settings.health_check_interval_s,
+            "minimum_required": self.settings.pool.min_replicas,
+            "health_check_interval": self.settings.health.health_check_interval_s,
             "circuit_breakers": self.breakers(),
         }
 

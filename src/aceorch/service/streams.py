@@ -62,7 +62,7 @@ class Streams:
         """Load the stored streams (at start); raises what the store raises."""
         for stream in await self._store.load_streams():
             self._streams[stream.id] = stream
-            self._stats[stream.id] = deque(maxlen=self.settings.stats_history_max)
+            self._stats[stream.id] = deque(maxlen=self.settings.streams.stats_history_max)
         self.total_started = len(self._streams)
 
     # -- reading ------------------------------------------------------------------------------------------
@@ -111,9 +111,9 @@ class Streams:
 
     async def add_snapshot(self, stream: Stream, snap: StatSnapshot) -> None:
         """Keep one stat snapshot, in memory and in the store."""
-        self._stats.setdefault(stream.id, deque(maxlen=self.settings.stats_history_max)).append(snap)
+        self._stats.setdefault(stream.id, deque(maxlen=self.settings.streams.stats_history_max)).append(snap)
         try:
-            await self._store.add_stat(stream.id, snap, keep=self.settings.stats_history_max)
+            await self._store.add_stat(stream.id, snap, keep=self.settings.streams.stats_history_max)
         except Exception:  # noqa: BLE001
             logger.warning("could not store stats", exc_info=True)
 
@@ -155,7 +155,7 @@ class Streams:
             labels=dict(start.labels), attached=engine is not None,
         )
         self._streams[sid] = stream
-        self._stats[sid] = deque(maxlen=self.settings.stats_history_max)
+        self._stats[sid] = deque(maxlen=self.settings.streams.stats_history_max)
         if engine is not None:
             if sid not in engine.streams:
                 engine.streams.append(sid)
@@ -213,7 +213,7 @@ class Streams:
                 engine.streams.remove(stream.id)
             engine.last_stream_usage = now
             await self._fleet.save(engine)
-            if schedule_auto_delete and not engine.streams and self.settings.auto_delete:
+            if schedule_auto_delete and not engine.streams and self.settings.pool.auto_delete:
                 self._schedule_auto_delete(engine.container_id)
         self._record("streams", operation="stream_ended", stream_id=stream.id, container_id=stream.container_id,
                      reason=reason)
@@ -253,7 +253,7 @@ class Streams:
             old.cancel()
 
         async def later() -> None:
-            if await sleep_or_stop(self._stop, self.settings.engine_grace_period_s):
+            if await sleep_or_stop(self._stop, self.settings.pool.engine_grace_period_s):
                 return
             self._grace_timers.pop(container_id, None)
             engine = self._fleet.get(container_id)
@@ -262,7 +262,7 @@ class Streams:
             s = self.settings
             engines = self._fleet.engines()
             free = sum(1 for e in engines if not e.streams)
-            if len(engines) - 1 < s.min_replicas or free - 1 < s.min_free_replicas:
+            if len(engines) - 1 < s.pool.min_replicas or free - 1 < s.pool.min_free_replicas:
                 self._record("autoscaler", operation="auto_delete_skipped", container_id=container_id,
                              reason="floor")
                 return
@@ -292,7 +292,7 @@ class Streams:
     # -- pruning ------------------------------------------------------------------------------------------
     async def prune(self) -> int:
         """Forget streams ended longer than STREAM_RETENTION_S ago, here and in the store; how many."""
-        cutoff = utcnow() - timedelta(seconds=self.settings.stream_retention_s)
+        cutoff = utcnow() - timedelta(seconds=self.settings.streams.stream_retention_s)
         old = [sid for sid, st in self._streams.items()
                if st.status == "ended" and st.ended_at and st.ended_at < cutoff]
         for sid in old:

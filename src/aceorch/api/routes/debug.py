@@ -32,7 +32,7 @@ async def debug_enable(service: ServiceDep) -> DebugChangedPublic:
         changed, body = await service.debug.enable("api")
     except DebugDirError as exc:
         raise HTTPException(
-            503, f"cannot write to DEBUG_LOG_DIR '{service.settings.debug_log_dir}': {exc}",
+            503, f"cannot write to DEBUG_LOG_DIR '{service.settings.debug.debug_log_dir}': {exc}",
             headers={"Retry-After": "30"},
         ) from None
     return DebugChangedPublic.model_validate({**body, "changed": changed})
