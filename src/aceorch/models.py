@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 __all__ = [
     "HealthStatus",
@@ -90,24 +89,6 @@ class Engine:
     created_at: datetime = field(default_factory=utcnow)
     p2p_port: int | None = None
 
-    def public(self) -> dict[str, Any]:
-        """The engine as the API shows it."""
-        return {
-            "container_id": self.container_id,
-            "container_name": self.container_name,
-            "host": self.host,
-            "port": self.port,
-            "labels": dict(self.labels),
-            "first_seen": format_time(self.first_seen),
-            "last_seen": format_time(self.last_seen),
-            "streams": list(self.streams),
-            "health_status": self.health_status.value,
-            "last_health_check": format_time(self.last_health_check),
-            "last_cache_cleanup": format_time(self.last_cache_cleanup),
-            "last_stream_usage": format_time(self.last_stream_usage),
-            "cache_size_bytes": self.cache_size_bytes,
-        }
-
 
 @dataclass
 class Stream:
@@ -130,24 +111,6 @@ class Stream:
     collect_failures: int = 0
     attached: bool = True
 
-    def public(self) -> dict[str, Any]:
-        """The stream as the API shows it."""
-        return {
-            "id": self.id,
-            "key_type": self.key_type,
-            "key": self.key,
-            "container_id": self.container_id,
-            "playback_session_id": self.playback_session_id,
-            "stat_url": self.stat_url,
-            "command_url": self.command_url,
-            "is_live": self.is_live,
-            "started_at": format_time(self.started_at),
-            "ended_at": format_time(self.ended_at),
-            "status": self.status,
-            "end_reason": self.end_reason,
-            "labels": dict(self.labels),
-        }
-
 
 @dataclass
 class StatSnapshot:
@@ -160,18 +123,6 @@ class StatSnapshot:
     downloaded: int | None = None
     uploaded: int | None = None
     status: str | None = None
-
-    def public(self) -> dict[str, Any]:
-        """The snapshot as the API shows it."""
-        return {
-            "ts": format_time(self.ts),
-            "peers": self.peers,
-            "speed_down": self.speed_down,
-            "speed_up": self.speed_up,
-            "downloaded": self.downloaded,
-            "uploaded": self.uploaded,
-            "status": self.status,
-        }
 
 
 @dataclass(frozen=True)

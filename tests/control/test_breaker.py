@@ -73,7 +73,7 @@ def test_reset_force_closes_and_keeps_last_failure_time() -> None:
     breaker.reset()
     assert breaker.state is BreakerState.CLOSED
     assert breaker.failure_count == 0
-    assert breaker.public()["last_failure_time"] is not None and last is not None
+    assert breaker.last_failure_time is not None and last is not None
 
 
 def test_released_trial_can_be_claimed_again() -> None:

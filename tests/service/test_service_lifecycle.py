@@ -53,7 +53,7 @@ async def test_with_the_vpn_its_monitor_starts_first(service: Callable[..., Serv
     assert svc.task_names()[:2] == ["vpn monitor", "runtime monitor"]
     await support.async_wait_until(lambda: svc.status.started, "startup after the VPN wait")
     assert svc.task_names() == ["vpn monitor", *ORDER]
-    assert svc.status.vpn_status()["health"] == "unhealthy"  # no gluetun container in the fake runtime
+    assert svc.status.vpn_status().health == "unhealthy"  # no gluetun container in the fake runtime
 
 
 async def test_aclose_ends_every_task(service: Callable[..., Service]) -> None:

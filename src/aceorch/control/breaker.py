@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from aceorch.models import format_time, utcnow
+from aceorch.models import utcnow
 
 __all__ = ["BreakerState", "CircuitBreaker", "Admission", "Breakers"]
 
@@ -149,17 +148,6 @@ class CircuitBreaker:
         self._opened_at = None
         self._set(BreakerState.CLOSED)
 
-    def public(self) -> dict[str, Any]:
-        """The breaker's state as the API shows it."""
-        return {
-            "state": self.state.value,
-            "failure_count": self.failure_count,
-            "failure_threshold": self.failure_threshold,
-            "last_failure_time": format_time(self.last_failure_time),
-            "last_success_time": format_time(self.last_success_time),
-            "recovery_timeout": self.recovery_timeout,
-        }
-
 
 class Breakers(Mapping[str, CircuitBreaker]):
     """The breakers by name (``general`` and ``replacement``); a manual reset is recorded."""
@@ -192,7 +180,3 @@ class Breakers(Mapping[str, CircuitBreaker]):
                 self._record("circuit_breaker", operation="manual_reset", operation_type=key)
                 done.append(key)
         return done
-
-    def public(self) -> dict[str, dict[str, Any]]:
-        """Every breaker's state as the API shows it, by name."""
-        return {name: b.public() for name, b in self._by_name.items()}

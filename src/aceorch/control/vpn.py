@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 
 from aceorch.aiokits import create_guarded_task
 from aceorch.config import Settings
 from aceorch.errors import ContainerNotFound, RuntimeFailure
-from aceorch.models import format_time, utcnow
+from aceorch.models import utcnow
 from aceorch.runtime.base import ContainerInfo, Runtime
 
 __all__ = [
@@ -73,6 +73,32 @@ class VpnCheck:
     public_ip: str | None = None
     error: str | None = None
     duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class VpnView:
+    """The VPN's state as the status read models show it; ``container_name`` and ``last_check_at`` are aliases."""
+
+    enabled: bool
+    status: str
+    container: str | None
+    health: str
+    connected: bool
+    forwarded_port: int | None
+    public_ip: str | None
+    control_server: str | None
+    last_check: datetime | None
+    error: str | None
+
+    @property
+    def container_name(self) -> str | None:
+        """The Gluetun container's name (the same as ``container``)."""
+        return self.container
+
+    @property
+    def last_check_at(self) -> datetime | None:
+        """When the last check ended (the same as ``last_check``)."""
+        return self.last_check
 
 
 class VpnMonitor:
@@ -201,31 +227,23 @@ class VpnMonitor:
         self.last_check_at = utcnow()
         return result, previous
 
-    def public(self) -> dict[str, Any]:
-        """The ``/vpn/status`` body."""
+    def view(self) -> VpnView:
+        """The VPN monitor's last check as a read model (what ``/vpn/status`` shows)."""
         if not self.enabled:
-            return {
-                "enabled": False, "status": "disabled", "container_name": None, "container": None,
-                "health": "unknown", "connected": False, "forwarded_port": None, "last_check": None,
-                "last_check_at": None,
-            }
-        last = format_time(self.last_check_at)
-        body: dict[str, Any] = {
-            "enabled": True,
-            "status": self.last.status,
-            "container_name": self.container,
-            "container": self.container,
-            "health": self.last.health,
-            "connected": self.connected,
-            "forwarded_port": self.forwarded_port,
-            "public_ip": self.last.public_ip,
-            "control_server": self.last.control_server,
-            "last_check": last,
-            "last_check_at": last,
-        }
-        if self.last.error:
-            body["error"] = self.last.error
-        return body
+            return VpnView(enabled=False, status="disabled", container=None, health="unknown", connected=False,
+                           forwarded_port=None, public_ip=None, control_server=None, last_check=None, error=None)
+        return VpnView(
+            enabled=True,
+            status=self.last.status,
+            container=self.container,
+            health=self.last.health,
+            connected=self.connected,
+            forwarded_port=self.forwarded_port,
+            public_ip=self.last.public_ip,
+            control_server=self.last.control_server,
+            last_check=self.last_check_at,
+            error=self.last.error or None,
+        )
 
 
 class EngineRestarter(Protocol):

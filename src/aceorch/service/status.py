@@ -9,8 +9,8 @@ from typing import Any
 
 from aceorch.config import Settings
 from aceorch.control.admission import blocked_error, decide_admission
-from aceorch.control.breaker import Breakers, BreakerState
-from aceorch.control.vpn import VpnMonitor
+from aceorch.control.breaker import Breakers, BreakerState, CircuitBreaker
+from aceorch.control.vpn import VpnMonitor, VpnView
 from aceorch.errors import ProvisioningBlocked
 from aceorch.models import HealthStatus, format_time, utcnow
 from aceorch.service.fleet import Fleet
@@ -98,7 +98,7 @@ class Status:
             status = "degraded"
         else:
             status = "healthy"
-        vpn = self._vpn.public()
+        vpn = self._vpn.view()
         return {
             "status": status,
             "engines": {"total": total, "running": running, "healthy": counts["healthy"],
@@ -106,8 +106,8 @@ class Status:
             "streams": {"active": self._streams.count_started(), "total": self._streams.count()},
             "capacity": {"total": total, "used": used, "available": total - used, "max_replicas": s.pool.max_replicas,
                          "min_replicas": s.pool.min_replicas},
-            "vpn": {"enabled": vpn["enabled"], "connected": vpn["connected"], "health": vpn["health"],
-                    "container": vpn["container"], "forwarded_port": vpn["forwarded_port"]},
+            "vpn": {"enabled": vpn.enabled, "connected": vpn.connected, "health": vpn.health,
+                    "container": vpn.container, "forwarded_port": vpn.forwarded_port},
             "provisioning": {"can_provision": can, "circuit_breaker_state": state.value,
                              "last_failure": format_time(general.last_failure_time), "blocked_reason": reason,
                              "blocked_reason_details": details},
@@ -116,13 +116,13 @@ class Status:
             "timestamp": format_time(utcnow()),
         }
 
-    def vpn_status(self) -> dict[str, Any]:
+    def vpn_status(self) -> VpnView:
         """The VPN monitor's last check."""
-        return self._vpn.public()
+        return self._vpn.view()
 
-    def breakers(self) -> dict[str, dict[str, Any]]:
-        """Both circuit breakers' states, by name."""
-        return self._breakers.public()
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """Both circuit breakers, by name."""
+        return dict(self._breakers)
 
     def health_status(self) -> dict[str, Any]:
         """Engine health counts and both circuit breakers."""
