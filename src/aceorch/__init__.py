@@ -2,7 +2,8 @@
 
 Layers, top to bottom (enforced by ``.importlinter``)::
 
-    cli -> api | dashboard -> service -> control -> runtime | store | debuglog -> models | config | errors | aiokits
+    cli -> api | dashboard -> service -> control -> runtime | store | debuglog | analysis
+        -> models | config | errors | aiokits
 
 ``aceorch.sim`` (the engine and Gluetun simulators) is standard-library only and imports nothing else from aceorch.
 """
