@@ -10,7 +10,7 @@ its variables keep flat names of their own, never a prefix or ``__`` nesting.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -56,7 +56,13 @@ class ApiSettings(Group):
     api_key: SecretStr | None = Field(
         None, json_schema_extra={"example": "your-api-key"},
         description="Bearer key for the mutating endpoints, /by-label and /debug/bundle: any non-empty string, "
-        "default unset. When unset, every endpoint is open (WARNING). Never logged (shown as ***).",
+        "default unset. When unset, every endpoint is open and aceorch listens on 127.0.0.1 only (unless "
+        "ALLOW_UNAUTHENTICATED=true). Never logged (shown as ***).",
+    )
+    allow_unauthenticated: Bool = Field(
+        False,
+        description="Serve APP_HOST with no API_KEY: true/false; default false. Without a key and without this, "
+        "aceorch listens on 127.0.0.1 only, because whoever drives its API can start containers on the host.",
     )
     log_level: Annotated[LogLevel, upper] = Field(
         LogLevel.INFO, description="Root log level: DEBUG, INFO, WARNING (alias WARN), ERROR, CRITICAL; default INFO."
@@ -204,6 +210,12 @@ class PoolSettings(Group):
     min_provision_interval_s: Annotated[float, FLOAT] = Field(
         0.5, ge=0, le=60,
         description="Minimum gap between two starts, spacing a burst out, 0-60 s (float; 0 disables), default 0.5.",
+    )
+    engines_on_exit: Annotated[Literal["keep", "stop"], lower] = Field(
+        "keep",
+        description="What a stopping aceorch does with its engines: keep (left running for the next start to "
+        "adopt, so live streams survive a restart) or stop (removed within the shutdown deadline); default keep. "
+        "`make run` demo mode uses stop; `aceorch engines prune` removes them later.",
     )
 
 
