@@ -55,14 +55,30 @@ class ApiSettings(Group):
     )
     api_key: SecretStr | None = Field(
         None, json_schema_extra={"example": "your-api-key"},
-        description="Bearer key for the mutating endpoints, /by-label and /debug/bundle: any non-empty string, "
-        "default unset. When unset, every endpoint is open and aceorch listens on 127.0.0.1 only (unless "
+        description="Bearer key for every endpoint but /healthz, /readyz, /orchestrator/status and the dashboard's "
+        "files (/metrics: see METRICS_AUTH): any non-empty string, default unset. When unset, every endpoint is open and aceorch listens on 127.0.0.1 only (unless "
         "ALLOW_UNAUTHENTICATED=true). Never logged (shown as ***).",
     )
     allow_unauthenticated: Bool = Field(
         False,
         description="Serve APP_HOST with no API_KEY: true/false; default false. Without a key and without this, "
         "aceorch listens on 127.0.0.1 only, because whoever drives its API can start containers on the host.",
+    )
+    cors_origins: Str = Field(
+        "",
+        description="Web origins (scheme://host[:port], comma-separated) whose pages may call the API from a "
+        "browser, default unset: CORS off, and a browser request from any other origin that would change something "
+        "is refused (403). The dashboard is same-origin and needs no entry.",
+    )
+    metrics_auth: Annotated[Literal["key", "none"], lower] = Field(
+        "key",
+        description="Who may read /metrics: key (the API_KEY as a bearer token, which Prometheus supports; open "
+        "when API_KEY is unset) or none (anyone); default key.",
+    )
+    request_body_timeout_s: Annotated[float, FLOAT] = Field(
+        10, gt=0, le=600,
+        description="How long a request body may take to arrive before the answer is 408, so that a client "
+        "sending half a body does not hold a connection, 0 < t <= 600 s (float), default 10.",
     )
     log_level: Annotated[LogLevel, upper] = Field(
         LogLevel.INFO, description="Root log level: DEBUG, INFO, WARNING (alias WARN), ERROR, CRITICAL; default INFO."
@@ -146,6 +162,19 @@ class RuntimeSettings(Group):
         False,
         description="Also publish each engine's HTTPS port on a PORT_RANGE_HOST port: true/false/1/0/yes/no; "
         "default false.",
+    )
+    engine_env_allow: Str = Field(
+        "CONF,ACESTREAM_ARGS,HTTP_PORT,HTTPS_PORT,P2P_PORT,BIND_ALL,INTERNAL_BUFFERING,CACHE_LIMIT,SIM_*",
+        description="Env names a provision body may set (comma-separated; NAME* allows a prefix), default "
+        "CONF,ACESTREAM_ARGS,HTTP_PORT,HTTPS_PORT,P2P_PORT,BIND_ALL,INTERNAL_BUFFERING,CACHE_LIMIT,SIM_* (what "
+        "AceStream images read, and the simulator's variables). To extend it, list the defaults and yours. "
+        "Names that change how a program loads or runs (LD_*, PYTHON*, PATH, BROWSER, PERL5*, BASH_ENV, ...) are "
+        "refused whatever this says: an env value alone could run commands as root in the engine.",
+    )
+    allowed_images: Str = Field(
+        "",
+        description="Images a provision body may ask for (comma-separated), default unset: TARGET_IMAGE alone. "
+        "Any image the host holds could otherwise be run with the Docker socket's rights.",
     )
 
     @property
