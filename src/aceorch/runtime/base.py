@@ -1,7 +1,8 @@
 """The one boundary between aceorch and a container platform.
 
 A :class:`Runtime` creates, inspects, lists, stops and removes containers described by a
-:class:`ContainerSpec`, reads their logs, and streams lifecycle :class:`RuntimeEvent` s. Backends
+:class:`ContainerSpec`, reads their logs and resource use (:class:`ContainerStats`), clears a directory inside
+them (an engine's cache), and streams lifecycle :class:`RuntimeEvent` s. Backends
 (``docker``, ``process``, ``fake``) implement it and translate their own failures into
 :mod:`aceorch.errors` (``RuntimeUnavailable``, ``ContainerNotFound``, ``ImageNotFound``, ``NameConflict``,
 ``PortUnavailable``, else ``RuntimeFailure``).
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ContainerSpec", "ContainerInfo", "RuntimeEvent", "Runtime", "EventHub"]
+__all__ = ["ContainerSpec", "ContainerInfo", "ContainerStats", "RuntimeEvent", "Runtime", "EventHub"]
 
 
 @dataclass
@@ -25,7 +26,8 @@ class ContainerSpec:
 
     ``ports`` maps a container port with protocol (``"40001/tcp"``) to a host port on 0.0.0.0, or ``None`` for
     an unpublished port. ``network`` is a network name, ``"container:<name>"`` to join another container's
-    network namespace, or ``None`` for the runtime's default.
+    network namespace, or ``None`` for the runtime's default. ``memory_limit`` (bytes) and ``cpus`` (CPUs, may
+    be fractional) cap the container; ``None`` means no cap. The process runtime does not enforce them.
     """
 
     name: str
@@ -36,6 +38,8 @@ class ContainerSpec:
     network: str | None = None
     restart_policy: str = "unless-stopped"
     command: list[str] | None = None
+    memory_limit: int | None = None
+    cpus: float | None = None
 
 
 @dataclass
@@ -64,6 +68,18 @@ class ContainerInfo:
     def running(self) -> bool:
         """Whether the container is running now (status ``running``)."""
         return self.status == "running"
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    """One sample of a container's resource use; a value the runtime cannot tell is ``None``.
+
+    ``cpu_percent`` is as ``docker stats`` shows it: 100 is one CPU busy, so it may exceed 100 on several CPUs.
+    ``memory_bytes`` is the memory in use without the reclaimable page cache.
+    """
+
+    cpu_percent: float | None
+    memory_bytes: int | None
 
 
 @dataclass
@@ -157,6 +173,16 @@ class Runtime(Protocol):
 
     async def logs(self, container_id: str, tail: int = 100) -> str:
         """The last ``tail`` lines of stdout and stderr."""
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        """One sample of the running container's CPU and memory use. Raises ``ContainerNotFound``."""
+
+    async def clear_cache(self, container_id: str, path: str) -> None:
+        """Delete everything inside the directory ``path`` of the running container, keeping the directory.
+
+        A missing directory is nothing to clear. Raises ``ContainerNotFound``, or ``RuntimeFailure`` when the
+        deletion fails.
+        """
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         """Lifecycle events from the moment of this call, until ``aclose()``.

@@ -41,8 +41,10 @@ from aceorch.errors import (
     PortUnavailable,
     RuntimeFailure,
     RuntimeUnavailable,
+    SpecRefused,
 )
-from aceorch.runtime.base import ContainerInfo, ContainerSpec, RuntimeEvent
+from aceorch.runtime.base import ContainerInfo, ContainerSpec, ContainerStats, RuntimeEvent
+from aceorch.runtime.docker_usage import clear_dir_argv, limits_host_config, stats_from_docker
 
 __all__ = ["DockerRuntime", "map_docker_errors", "parse_docker_time"]
 
@@ -55,6 +57,9 @@ _NON_LABEL_ATTRIBUTES = frozenset({"name", "image", "exitCode", "signal", "execI
 
 _PORT_ERROR = re.compile(r"port is already allocated|address already in use|bind for|cannot assign requested", re.I)
 _IMAGE_ERROR = re.compile(r"no such image|pull access denied|manifest unknown|repository does not exist", re.I)
+#: A start refused for the container's own settings: Docker answers 500 for these, found only when the OCI runtime
+#: reads the spec (a NUL in an env value), or 400 for what the daemon checks itself.
+_SPEC_ERROR = re.compile(r"environment variable|invalid port specification", re.I)
 
 
 @contextlib.contextmanager
@@ -100,6 +105,10 @@ def translate_docker_error(
         return NameConflict(text)
     if status in (502, 503, 504):
         return RuntimeUnavailable(text)
+    if _SPEC_ERROR.search(message) or (
+        status == 400 and "network" not in lowered and "conflicting options" not in lowered
+    ):
+        return SpecRefused(text)  # a 400 about the network or its options is aceorch's setup, not the input
     return RuntimeFailure(text)
 
 
@@ -132,7 +141,7 @@ def container_config(spec: ContainerSpec, *, init: bool = True) -> dict[str, Any
 
     Published ports bind on 0.0.0.0. ``network="container:<name>"`` joins that container's network
     namespace; Docker refuses port publishing (and exposing) there, so published ports are an error and
-    unpublished ones are dropped.
+    unpublished ones are dropped. ``memory_limit`` and ``cpus`` become ``HostConfig.Memory`` and ``NanoCpus``.
     """
     joins = spec.network is not None and spec.network.startswith("container:")
     published = {port: host for port, host in spec.ports.items() if host is not None}
@@ -142,6 +151,7 @@ def container_config(spec: ContainerSpec, *, init: bool = True) -> dict[str, Any
             "publish them on that container instead"
         )
     host_config: dict[str, Any] = {"RestartPolicy": _restart_policy(spec.restart_policy), "Init": init}
+    host_config.update(limits_host_config(spec.memory_limit, spec.cpus))
     config: dict[str, Any] = {
         "Image": spec.image,
         "Env": [f"{key}={value}" for key, value in spec.env.items()],
@@ -408,6 +418,32 @@ class DockerRuntime:
                 stdout=True, stderr=True, tail=max(0, int(tail))
             )
         return "".join(lines)
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        """One ``stream=false`` stats answer (the daemon samples twice, so the CPU delta is filled in)."""
+        docker = self._docker(f"stats {container_id}")
+        with map_docker_errors(f"stats {container_id}"):
+            answers = await docker.containers.container(container_id).stats(stream=False, timeout=30.0)
+        data = answers[-1] if answers else {}
+        if isinstance(data, dict) and data.get("message") and not data.get("cpu_stats"):
+            raise ContainerNotFound(f"stats {container_id}: {data['message']}")
+        return stats_from_docker(data if isinstance(data, dict) else {})
+
+    async def clear_cache(self, container_id: str, path: str) -> None:
+        """Empty ``path`` inside the container through ``docker exec`` (``sh -c 'rm -rf ...'``)."""
+        docker = self._docker(f"clear cache {container_id}")
+        what = f"clear cache {path} in {container_id}"
+        with map_docker_errors(what):
+            execution = await docker.containers.container(container_id).exec(clear_dir_argv(path))
+            output = b""
+            async with execution.start(detach=False, timeout=60.0) as stream:
+                while (message := await stream.read_out()) is not None:
+                    output += message.data
+            result = await execution.inspect()
+        code = result.get("ExitCode")
+        if code != 0:
+            text = output.decode("utf-8", "replace").strip()[:300]
+            raise RuntimeFailure(f"{what}: exit code {code}" + (f": {text}" if text else ""))
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         """Container events from the moment of this call until :meth:`aclose` or the stream breaks.

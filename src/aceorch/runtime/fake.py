@@ -8,6 +8,8 @@ Nothing runs: containers are records. Tests script it through a few hooks::
     info = await runtime.create(spec)                                      # works
     runtime.set_exited(info.id, exit_code=137)                             # as if the engine crashed
     runtime.set_health(info.id, "unhealthy")
+    runtime.containers[info.id].usage = ContainerStats(cpu_percent=12.5, memory_bytes=64 << 20)
+    await runtime.clear_cache(info.id, "/cache")                           # recorded in .cache_clears
     runtime.available = False                                              # every call: RuntimeUnavailable
     assert ("create", spec.name) in runtime.calls
 
@@ -33,14 +35,17 @@ from aceorch.errors import (
     RuntimeFailure,
     RuntimeUnavailable,
 )
-from aceorch.runtime.base import ContainerInfo, ContainerSpec, EventHub, RuntimeEvent
+from aceorch.runtime.base import ContainerInfo, ContainerSpec, ContainerStats, EventHub, RuntimeEvent
 
 __all__ = ["InMemoryRuntime", "FakeContainer"]
 
 
 @dataclass(eq=False)
 class FakeContainer:
-    """One recorded container. Tests may read it and change ``status``/``health``/``logs`` directly."""
+    """One recorded container. Tests may read it and change ``status``/``health``/``logs``/``usage`` directly.
+
+    ``usage`` is what :meth:`InMemoryRuntime.stats` answers; ``cache_clears`` lists the paths cleared in it.
+    """
 
     id: str
     spec: ContainerSpec
@@ -51,6 +56,8 @@ class FakeContainer:
     started_at: datetime | None = None
     exit_code: int | None = None
     logs: list[str] = field(default_factory=list)
+    usage: ContainerStats = field(default_factory=lambda: ContainerStats(cpu_percent=None, memory_bytes=None))
+    cache_clears: list[str] = field(default_factory=list)
 
 
 class InMemoryRuntime:
@@ -275,6 +282,22 @@ class InMemoryRuntime:
         self._enter("logs", container_id)
         lines = self._find(container_id).logs
         return "".join(line if line.endswith("\n") else line + "\n" for line in lines[-tail:] if tail > 0)
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        """The container's scripted ``usage``; a container that does not run has none to report."""
+        self._enter("stats", container_id)
+        container = self._find(container_id)
+        if container.status != "running":
+            raise RuntimeFailure(f"stats {container_id}: container is not running")
+        return container.usage
+
+    async def clear_cache(self, container_id: str, path: str) -> None:
+        """Record ``path`` in the running container's ``cache_clears``."""
+        self._enter("clear_cache", container_id)
+        container = self._find(container_id)
+        if container.status != "running":
+            raise RuntimeFailure(f"clear cache {path} in {container_id}: container is not running")
+        container.cache_clears.append(path)
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         """Events from the moment of this call (the subscription is taken now), until :meth:`aclose`."""

@@ -10,7 +10,9 @@ The runtime keeps its own registry (random 64-hex ids, unique names, labels, cre
 status, exit code, a ring buffer of output) and mimics Docker's lifecycle and restart policies: a process
 that dies under ``always``/``unless-stopped`` (or ``on-failure`` with a non-zero status) is started again
 after a short back-off, unless aceorch stopped it. Each child runs in its own session, so stopping signals
-its whole process group. ``network="container:..."`` has no meaning here and is refused.
+its whole process group. ``network="container:..."`` has no meaning here and is refused. Memory and CPU caps
+are not enforced; :meth:`~ProcessRuntime.stats` reads the child's own ``/proc`` entries, and
+:meth:`~ProcessRuntime.clear_cache` empties the directory on the host's file system, which children share.
 :meth:`ProcessRuntime.aclose` stops every child.
 """
 
@@ -25,6 +27,7 @@ import secrets
 import shlex
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +40,8 @@ from aceorch.errors import (
     RuntimeFailure,
     RuntimeUnavailable,
 )
-from aceorch.runtime.base import ContainerInfo, ContainerSpec, EventHub, RuntimeEvent
+from aceorch.runtime.base import ContainerInfo, ContainerSpec, ContainerStats, EventHub, RuntimeEvent
+from aceorch.runtime.process_usage import ProcUsage, clear_dir, cpu_percent_between, read_proc_usage
 
 __all__ = ["ProcessRuntime"]
 
@@ -65,6 +69,8 @@ class _Child:
     stopping: bool = False
     restarts: int = 0
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The last /proc reading, the start of the next CPU measurement.
+    usage: ProcUsage | None = None
 
 
 class ProcessRuntime:
@@ -195,6 +201,7 @@ class ProcessRuntime:
         except OSError as exc:
             raise RuntimeFailure(f"create {child.spec.name}: cannot run {child.argv[0]}: {exc}") from exc
         child.process = process
+        child.usage = None  # a new process: CPU is measured afresh
         child.status = "running"
         child.exit_code = None
         child.started_at = datetime.now(UTC)
@@ -377,6 +384,31 @@ class ProcessRuntime:
         child = self._find(container_id)
         lines = list(child.logs)
         return "".join(lines[-tail:] if tail > 0 else [])
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        """The child's resident memory, and its CPU use since the previous call (None on the first)."""
+        self._check_open(f"stats {container_id}")
+        child = self._find(container_id)
+        process = child.process
+        if process is None or process.returncode is not None:
+            raise RuntimeFailure(f"stats {container_id}: container is not running")
+        reading = await asyncio.to_thread(read_proc_usage, process.pid, time.monotonic())
+        if reading is None:
+            return ContainerStats(cpu_percent=None, memory_bytes=None)
+        before, child.usage = child.usage, reading
+        cpu = cpu_percent_between(before, reading) if before is not None else None
+        return ContainerStats(cpu_percent=cpu, memory_bytes=reading.rss_bytes)
+
+    async def clear_cache(self, container_id: str, path: str) -> None:
+        """Empty the directory ``path`` on the host's file system (the children share it)."""
+        self._check_open(f"clear cache {container_id}")
+        child = self._find(container_id)
+        if child.status != "running":
+            raise RuntimeFailure(f"clear cache {path} in {container_id}: container is not running")
+        try:
+            await asyncio.to_thread(clear_dir, path)
+        except OSError as exc:
+            raise RuntimeFailure(f"clear cache {path} in {container_id}: {exc}") from exc
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         """Events from the moment of this call (the subscription is taken now), until :meth:`aclose`."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from aceorch.runtime.base import ContainerInfo, ContainerSpec, Runtime, RuntimeEvent
+from aceorch.runtime.base import ContainerInfo, ContainerSpec, ContainerStats, Runtime, RuntimeEvent
 
 __all__ = ["TimedRuntime", "TimedTransport"]
 
@@ -85,6 +85,15 @@ class TimedRuntime:
         """The wrapped runtime's ``logs``, timed."""
         result: str = await self._timed("logs", self.inner.logs(container_id, tail), container_id=container_id)
         return result
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        """The wrapped runtime's ``stats``, timed."""
+        result: ContainerStats = await self._timed("stats", self.inner.stats(container_id), container_id=container_id)
+        return result
+
+    async def clear_cache(self, container_id: str, path: str) -> None:
+        """The wrapped runtime's ``clear_cache``, timed."""
+        await self._timed("clear_cache", self.inner.clear_cache(container_id, path), container_id=container_id)
 
     def events(self) -> AsyncIterator[RuntimeEvent]:
         """The wrapped runtime's events (not timed: the stream is long-lived)."""
