@@ -10,9 +10,10 @@ its variables keep flat names of their own, never a prefix or ``__`` nesting.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from aceorch.config.types import (
     FLOAT,
@@ -34,6 +35,23 @@ __all__ = [
     "ApiSettings", "RuntimeSettings", "PoolSettings", "HealthSettings", "BreakerSettings", "StreamSettings",
     "VpnSettings", "DebugSettings", "Group",
 ]
+
+
+_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([bkmg]?)b?", re.I)
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _docker_memory_bytes(text: str) -> int:
+    match = _MEMORY.fullmatch(text.strip())
+    if match is None:
+        raise ValueError("expected a number with b, k, m or g, as 512m or 1.5g")
+    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()])
+
+
+def _docker_memory(value: str | None) -> str | None:
+    if value is not None and _docker_memory_bytes(value) < 6 << 20:
+        raise ValueError("Docker needs at least 6m")
+    return value
 
 
 class Group(BaseModel):
@@ -176,6 +194,35 @@ class RuntimeSettings(Group):
         description="Images a provision body may ask for (comma-separated), default unset: TARGET_IMAGE alone. "
         "Any image the host holds could otherwise be run with the Docker socket's rights.",
     )
+
+    engine_memory_limit: Annotated[Str | None, AfterValidator(_docker_memory)] = Field(
+        None,
+        description="Memory cap of each engine container, Docker's format (a number with b, k, m or g: 512m, "
+        "1.5g; at least 6m), default unset (no cap). Shown by docker inspect as HostConfig.Memory; an engine "
+        "over it is killed by the kernel and restarted. Not enforced by the process runtime.",
+    )
+    engine_cpus: Annotated[float | None, FLOAT] = Field(
+        None, gt=0, le=1024,
+        description="CPU cap of each engine container in CPUs, fractions allowed (1.5), 0 < n <= 1024, default "
+        "unset (no cap), so that one busy engine cannot starve the others. HostConfig.NanoCpus in docker "
+        "inspect. Not enforced by the process runtime.",
+    )
+    engine_cache_dir: Str = Field(
+        "/root/.ACEStream/.acestream_cache",
+        description="The directory inside an engine container that holds its cache, emptied by the idle "
+        "clean-up, default /root/.ACEStream/.acestream_cache (the engine's own default; the simulator image "
+        "uses it too). Under the process runtime it is a directory of this host that the engines share.",
+    )
+    engine_cache_cleanup_idle_s: Annotated[int, INT] = Field(
+        300, ge=0, le=604800,
+        description="An engine without streams for this long gets its cache emptied once (through docker exec), "
+        "so idle engines do not hold gigabytes of old content, 0-604800 s, default 300; 0 disables the clean-up.",
+    )
+
+    @property
+    def engine_memory_bytes(self) -> int | None:
+        """``ENGINE_MEMORY_LIMIT`` in bytes, or None without a cap."""
+        return None if self.engine_memory_limit is None else _docker_memory_bytes(self.engine_memory_limit)
 
     @property
     def label_pair(self) -> tuple[str, str]:

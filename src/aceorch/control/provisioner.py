@@ -304,7 +304,8 @@ class Provisioner:
             ports[f"{c_http}/tcp"] = layout["host_http"]
         command = None
         return ContainerSpec(
-            name=name, image=image, env=env, labels=labels, ports=ports, network=network, command=command
+            name=name, image=image, env=env, labels=labels, ports=ports, network=network, command=command,
+            memory_limit=s.runtime.engine_memory_bytes, cpus=s.runtime.engine_cpus,
         )
 
     def _move_host_ports(self, req: ProvisionRequest, layout: dict[str, int | None], exc: PortUnavailable) -> None:
