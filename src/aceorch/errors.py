@@ -11,8 +11,10 @@ The tree says *what* went wrong; the API's exception handlers decide the HTTP st
     │   ├── ContainerNotFound       no such container
     │   ├── ImageNotFound           the image is neither present nor pullable
     │   ├── NameConflict            a container of that name exists already
-    │   └── PortUnavailable         a host port cannot be bound
+    │   ├── PortUnavailable         a host port cannot be bound
+    │   └── SpecRefused             the runtime refuses the container's own settings (Docker 400, invalid env)
     ├── DebugDirError               DEBUG_LOG_DIR cannot be created or written
+    ├── TooManyStreams              the cap on streams of engines aceorch does not manage is reached
     └── ProvisioningError           a start that did not happen, with the fields of the error body
         ├── ProvisioningBlocked     a gate is closed now; waiting may help
         │   ├── RuntimeBlocked      runtime_unavailable: the runtime does not answer
@@ -22,6 +24,7 @@ The tree says *what* went wrong; the API's exception handlers decide the HTTP st
         ├── ProvisioningRejected    the request itself cannot be served
         │   ├── PortInUse           port_conflict: a requested port is taken
         │   ├── ImageMissing        image_not_found: the requested image is not present
+        │   ├── InputRejected       rejected_input: the runtime refused the request's own input
         │   └── RuntimeUnsupported  unsupported_runtime: the runtime cannot run this kind of container
         └── ProvisioningFailed      general_error: the start was admitted and then failed
             └── VpnFailure          vpn_error: it failed because of the VPN network
@@ -40,7 +43,9 @@ __all__ = [
     "ImageNotFound",
     "NameConflict",
     "PortUnavailable",
+    "SpecRefused",
     "DebugDirError",
+    "TooManyStreams",
     "ProvisioningError",
     "ProvisioningBlocked",
     "RuntimeBlocked",
@@ -50,6 +55,7 @@ __all__ = [
     "ProvisioningRejected",
     "PortInUse",
     "ImageMissing",
+    "InputRejected",
     "RuntimeUnsupported",
     "ProvisioningFailed",
     "VpnFailure",
@@ -92,8 +98,21 @@ class PortUnavailable(RuntimeFailure):
     """A host port cannot be bound."""
 
 
+class SpecRefused(RuntimeFailure):
+    """The runtime refuses the container's own settings (an invalid env entry, a bad port): the caller's input."""
+
+
 class DebugDirError(AceorchError):
     """DEBUG_LOG_DIR cannot be created or written."""
+
+
+class TooManyStreams(AceorchError):
+    """The cap on started streams of unmanaged engines is reached; ``retry_after_s`` is when one expires."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_s = retry_after_s
 
 
 class ProvisioningError(AceorchError):
@@ -169,6 +188,12 @@ class ImageMissing(ProvisioningRejected):
     """The requested image is not present locally."""
 
     default_code = "image_not_found"
+
+
+class InputRejected(ProvisioningRejected):
+    """The runtime refused the request's own input (env, CONF, ports): the caller's error, not the engine's."""
+
+    default_code = "rejected_input"
 
 
 class RuntimeUnsupported(ProvisioningRejected):
