@@ -59,9 +59,6 @@ class HealthStatus(enum.StrEnum):
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"
     UNKNOWN = "unknown"
-    #: Running, but its API does not answer from here (another network, a wrong advertised host): kept, never
-    #: handed out, never replaced for that alone; it becomes healthy once it answers.
-    UNREACHABLE = "unreachable"
 
 
 @dataclass
@@ -85,15 +82,15 @@ class Engine:
     last_cache_cleanup: datetime | None = None
     last_stream_usage: datetime | None = None
     cache_size_bytes: int | None = None
+    #: CPU use (100 = one CPU busy) and memory in use, sampled in the background from the runtime; None unknown.
+    cpu_percent: float | None = None
+    memory_bytes: int | None = None
     # Internal bookkeeping, never shown as EngineState fields.
     running: bool = True
     consecutive_failures: int = 0
     unhealthy_since: datetime | None = None
     created_at: datetime = field(default_factory=utcnow)
     p2p_port: int | None = None
-    #: Why the engine is unreachable and the address that was tried (None while it answers).
-    unreachable_reason: str | None = None
-    unreachable_address: str | None = None
 
 
 @dataclass
