@@ -7,7 +7,7 @@ ProvisioningBlocked        503     the recovery estimate (at least 1 s), else 30
 VpnFailure                 503     the recovery estimate (at least 1 s), else 30
 ImageMissing               400     -
 other ProvisioningRejected 409     -
-other ProvisioningFailed   500     -
+other ProvisioningFailed   500     - (ImageUnavailable: code image_not_found)
 RuntimeUnavailable         503     10
 ContainerNotFound          404     -
 request validation         422     - (401/403 first when the route needs the key)
