@@ -127,9 +127,7 @@ async def build_parts(make_settings: Callable[..., Settings], **overrides: Any) 
         ports=ports, vpn=vpn, http=http, metrics=metrics, stress=stress, record=record, in_container=False,
     )
     fleet.bind(streams=streams, starts=provisioning.provisioner)
-    collector = Collector(fleet=fleet, streams=streams, http=http, metrics=metrics, record=record, runtime=runtime,
-                          cache_dir=settings.runtime.engine_cache_dir,
-                          cache_cleanup_idle_s=settings.runtime.engine_cache_cleanup_idle_s)
+    collector = Collector(fleet=fleet, streams=streams, http=http, metrics=metrics, record=record)
     status = Status(settings, runtime_name=runtime.name, fleet=fleet, streams=streams,
                     provisioning=provisioning, liveness=liveness, breakers=breakers, vpn=vpn)
     assert await liveness.check_runtime()

@@ -6,10 +6,12 @@ error                      status  Retry-After
 ProvisioningBlocked        503     the recovery estimate (at least 1 s), else 30
 VpnFailure                 503     the recovery estimate (at least 1 s), else 30
 ImageMissing               400     -
+InputRejected              422     -
 other ProvisioningRejected 409     -
-other ProvisioningFailed   500     - (ImageUnavailable: code image_not_found)
+other ProvisioningFailed   500     -
 RuntimeUnavailable         503     10
 ContainerNotFound          404     -
+TooManyStreams             429     seconds until the oldest such stream expires
 request validation         422     - (401/403 first when the route needs the key)
 HTTPException 503          503     30 unless the route set one
 =========================  ======  ==============================================
@@ -29,10 +31,12 @@ from aceorch.api.deps import check_auth, require_key
 from aceorch.errors import (
     ContainerNotFound,
     ImageMissing,
+    InputRejected,
     ProvisioningBlocked,
     ProvisioningError,
     ProvisioningRejected,
     RuntimeUnavailable,
+    TooManyStreams,
     VpnFailure,
 )
 
@@ -48,6 +52,8 @@ def provisioning_status(exc: ProvisioningError) -> int:
         return 503
     if isinstance(exc, ImageMissing):
         return 400
+    if isinstance(exc, InputRejected):
+        return 422
     if isinstance(exc, ProvisioningRejected):
         return 409
     return 500
@@ -113,6 +119,13 @@ async def container_not_found(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "container not found"}, status_code=404)
 
 
+async def too_many_streams(request: Request, exc: Exception) -> JSONResponse:
+    """The cap on streams of unmanaged engines is reached: 429, retry when the oldest one expires."""
+    assert isinstance(exc, TooManyStreams)
+    return JSONResponse({"detail": exc.message}, status_code=429,
+                        headers={"Retry-After": str(max(1, exc.retry_after_s))})
+
+
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     """422 with the validation errors; a route that needs the key answers 401/403 first."""
     assert isinstance(exc, RequestValidationError)
@@ -150,5 +163,6 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProvisioningError, provisioning_error)
     app.add_exception_handler(RuntimeUnavailable, runtime_unavailable)
     app.add_exception_handler(ContainerNotFound, container_not_found)
+    app.add_exception_handler(TooManyStreams, too_many_streams)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

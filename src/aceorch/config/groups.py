@@ -363,6 +363,18 @@ class StreamSettings(Group):
         86400, ge=60, le=31536000,
         description="How long ended streams and their stats are kept, 60-31536000 s, default 86400.",
     )
+    stream_unattached_ttl_s: Annotated[int, INT] = Field(
+        3600, ge=1, le=31536000,
+        description="How long a started stream on an engine aceorch does not manage is kept before it is ended "
+        "(reason unattached_expired) and forgotten, so that made-up stream events cannot pile up, 1-31536000 s, "
+        "default 3600.",
+    )
+    max_unattached_streams: Annotated[int, INT] = Field(
+        1000, ge=0, le=1000000,
+        description="Most started streams on engines aceorch does not manage; one more is refused with 429 "
+        "until one expires (STREAM_UNATTACHED_TTL_S), bounding the memory spoofed events can take, 0-1000000 "
+        "(0 refuses them all), default 1000.",
+    )
 
 
 class VpnSettings(Group):

@@ -137,6 +137,10 @@ class CircuitBreaker:
         elif state is BreakerState.OPEN:
             self._opened_at = self._monotonic()
 
+    def record_rejected(self) -> None:
+        """A start refused for the caller's own input: no failure is counted, and a claimed trial is handed back."""
+        self._trial_running = False
+
     def release_trial(self) -> None:
         """A claimed trial that never started (e.g. refused later for capacity) gives its place back."""
         self._trial_running = False

@@ -26,7 +26,6 @@ from aceorch.control.ports import PortAllocator, PortConflict, PortPoolExhausted
 from aceorch.errors import (
     ImageMissing,
     ImageNotFound,
-    ImageUnavailable,
     InputRejected,
     NameConflict,
     PortInUse,
@@ -34,6 +33,7 @@ from aceorch.errors import (
     ProvisioningError,
     RuntimeFailure,
     RuntimeUnavailable,
+    SpecRefused,
 )
 from aceorch.models import Engine
 from aceorch.runtime.base import ContainerInfo, ContainerSpec, Runtime
@@ -222,6 +222,12 @@ class Provisioner:
             reserved.append(got)
             return got
 
+        http_pool: Any = (s.vpn_port_pool if s.vpn_enabled
+                          else s.runtime.port_range_host if kind == "process" else s.runtime.ace_http_range)
+        for flag, port, pool in (("--http-port", conf_http, http_pool),
+                                 ("--https-port", conf_https, s.runtime.ace_https_range)):
+            if port is not None and port not in pool:
+                raise InputRejected(f"CONF {flag}={port} is outside the port range aceorch gives engines")
         host_https: int | None = None
         if s.vpn_enabled:
             pool = s.vpn_port_pool
@@ -413,6 +419,8 @@ class Provisioner:
             if err.code == "runtime_unavailable":
                 breaker.release_trial()  # the runtime went away: not the engine's failure, nothing to record
                 self.on_runtime_lost()
+            elif isinstance(err, InputRejected):
+                breaker.record_rejected()  # the caller's input, not the engine: counts toward no breaker
             else:
                 breaker.record(False)
             self._fail_record(req, err, begin)
@@ -433,9 +441,11 @@ class Provisioner:
             return exc
         vpn = self.settings.vpn_enabled
         if isinstance(exc, ImageNotFound):
-            return ImageUnavailable(f"Failed to provision engine: image not found: {exc}")
+            return failed(f"image not found: {exc}", "image_not_found")
         if isinstance(exc, PortUnavailable):
             return failed(f"port unavailable: {exc}", "docker_error")
+        if isinstance(exc, SpecRefused):
+            return InputRejected(f"the runtime refused the request's input: {exc}")
         if isinstance(exc, RuntimeUnavailable):
             return blocked_error("runtime_unavailable", self.gate_state(runtime_ok=False))
         if isinstance(exc, RuntimeFailure):

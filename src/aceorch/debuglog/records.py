@@ -102,6 +102,7 @@ START_FAILURE_REASONS: Final = (
     "max_capacity",
     "port_pool_exhausted",
     "image_not_found",
+    "rejected_input",
     "docker_error",
     "startup_timeout",
     "engine_exited",

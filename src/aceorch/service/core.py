@@ -25,16 +25,14 @@ from aceorch.control.engine_api import running_in_container
 from aceorch.control.ports import PortAllocator
 from aceorch.debuglog.stress import StressMonitor
 from aceorch.debuglog.writer import DebugLog
-from aceorch.errors import ContainerNotFound
 from aceorch.runtime.base import Runtime
-from aceorch.service.collector import HYGIENE_INTERVAL_S, Collector
+from aceorch.service.collector import Collector
 from aceorch.service.debug import DebugControl
 from aceorch.service.fleet import Fleet
 from aceorch.service.liveness import Liveness
 from aceorch.service.metrics import Metrics
 from aceorch.service.provisioning import Provisioning
 from aceorch.service.status import Status
-from aceorch.service.story import Story
 from aceorch.service.streams import Streams
 from aceorch.service.timed import TimedRuntime, TimedTransport
 from aceorch.store.base import Store
@@ -42,9 +40,6 @@ from aceorch.store.base import Store
 __all__ = ["Service"]
 
 logger = logging.getLogger(__name__)
-
-#: How long ENGINES_ON_EXIT=stop may take to remove the engines at shutdown.
-ENGINES_STOP_DEADLINE_S = 10.0
 
 BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
@@ -55,9 +50,6 @@ class Service:
     def __init__(self, settings: Settings, *, runtime: Runtime, store: Store, debuglog: DebugLog) -> None:
         self.settings = settings
         self._debuglog = debuglog
-        gluetun_key = settings.vpn.gluetun_api_key
-        self._story = Story(live_streams=lambda: self.streams.count_started(), secrets=tuple(
-            k for k in (settings.api_key_value(), gluetun_key.get_secret_value() if gluetun_key else None) if k))
         self.metrics = Metrics()
         self._stress = StressMonitor(debuglog, settings, on_event=self._on_stress)
         self.runtime: Runtime = TimedRuntime(runtime, self.record)
@@ -103,9 +95,7 @@ class Service:
         )
         self.fleet.bind(streams=self.streams, starts=self.provisioning.provisioner)
         self.collector = Collector(fleet=self.fleet, streams=self.streams, http=self._http, metrics=self.metrics,
-                                   record=self.record, runtime=self.runtime,
-                                   cache_dir=settings.runtime.engine_cache_dir,
-                                   cache_cleanup_idle_s=settings.runtime.engine_cache_cleanup_idle_s)
+                                   record=self.record)
         self.status = Status(settings, runtime_name=self.runtime.name, fleet=self.fleet, streams=self.streams,
                              provisioning=self.provisioning, liveness=self.liveness, breakers=self.breakers,
                              vpn=self.vpn)
@@ -113,9 +103,8 @@ class Service:
 
     # -- records and hooks --------------------------------------------------------------------------------
     def record(self, category: str, **fields: Any) -> None:
-        """Write one debug record (a no-op while debug mode is off); the story's events also get a log line."""
+        """Write one debug record (a no-op while debug mode is off)."""
         self._debuglog.log(category, **fields)
-        self._story.tell(category, fields)
 
     def _on_stress(self, event: dict[str, Any]) -> None:
         self.metrics.stress_events.labels(
@@ -170,13 +159,19 @@ class Service:
     async def start(self) -> None:
         """Start order: debug session, store, adoption, then the loops; the VPN wait and the pool in a task.
 
-        Loops: vpn monitor (with the VPN), runtime monitor, runtime events, health prober, stats collector, engine
-        hygiene (usage samples, idle cache clean-ups), loop lag; the autoscaler starts once adoption and the VPN
-        wait are over.
+        Loops: vpn monitor (with the VPN), runtime monitor, runtime events, health prober, stats collector, loop
+        lag; the autoscaler starts once adoption and the VPN wait are over.
         """
         s = self.settings
         self._debuglog.set_runtime_name(self.runtime.name)
         await asyncio.to_thread(self._debuglog.start_from_env)  # creates the folder and files: off the loop
+        if not s.api_key_value():
+            logger.warning(
+                "API_KEY is not set: every endpoint, including provisioning and container deletion, "
+                "is open to anyone who can reach %s:%s",
+                s.api.app_host,
+                s.api.app_port,
+            )
         try:
             await self.store.open()
             self.liveness.database_ok = True
@@ -185,7 +180,6 @@ class Service:
             logger.exception("the store could not be opened; streams are kept in memory only")
         if await self.liveness.check_runtime():
             await self.fleet.reconcile(initial=True)
-            await self.provisioning.check_image()
         if s.vpn_enabled:
             self._loops.append(vpn.start_vpn_monitor(
                 settings=s, monitor=self.vpn, fleet=self.fleet, signals=self._stress, record=self.record,
@@ -200,7 +194,6 @@ class Service:
         ))
         self._loops.append(self._guarded("stats collector", self.collector.collect_once,
                                          lambda: float(s.streams.collect_interval_s)))
-        self._loops.append(self._guarded("engine hygiene", self.collector.hygiene_once, lambda: HYGIENE_INTERVAL_S))
         self._loops.append(self._guarded("loop lag", self._lag_once, lambda: 0.0))
         spawn(self._startup_pool(), name="startup pool", tasks=self._tasks)
 
@@ -231,8 +224,7 @@ class Service:
         ))
 
     async def aclose(self) -> None:
-        """Stop every task (loops first, within 1.5 s, then the rest), settle the engines (ENGINES_ON_EXIT), then
-        close the clients and the store."""
+        """Stop every task (loops first, within 1.5 s, then the rest), then close the clients and the store."""
         self._stop.set()
         self.streams.cancel_timers()
         await stop_tasks(self._loops, timeout=1.5)
@@ -241,7 +233,6 @@ class Service:
             + self.fleet.pending_tasks(),
             timeout=0.5,
         )
-        await self._engines_on_exit()
         await self._http.aclose()
         try:
             await self.store.aclose()
@@ -249,53 +240,6 @@ class Service:
             logger.warning("store close failed", exc_info=True)
         await asyncio.to_thread(self._debuglog.close)
         await self.runtime.aclose()
-
-    async def _engines_on_exit(self) -> None:
-        """ENGINES_ON_EXIT: ``keep`` leaves the engines for the next start (one line); ``stop`` removes them.
-
-        The process runtime's engines are child processes and end with aceorch either way.
-        """
-        if self.runtime.name == "process":
-            return
-        if self.settings.pool.engines_on_exit == "keep":
-            n = self.fleet.engine_count()
-            if n:
-                logger.info("%d engine%s left running for the next start (ENGINES_ON_EXIT=stop removes them)",
-                            n, "" if n == 1 else "s")
-            return
-        try:
-            removed = await asyncio.wait_for(self._remove_engines(), timeout=ENGINES_STOP_DEADLINE_S)
-        except TimeoutError:
-            logger.warning("ENGINES_ON_EXIT=stop: not every engine was removed within %.0f s; "
-                           "`aceorch engines prune` removes the rest", ENGINES_STOP_DEADLINE_S)
-        except Exception as exc:  # noqa: BLE001 - shutdown goes on
-            logger.warning("ENGINES_ON_EXIT=stop: could not remove the engines: %s", exc)
-        else:
-            logger.info("ENGINES_ON_EXIT=stop: %d engine%s removed", removed, "" if removed == 1 else "s")
-
-    async def _remove_engines(self) -> int:
-        """Stop and remove every managed engine (the fleet's, and any the runtime lists); how many went."""
-        key, value = self.settings.label_pair
-        known = [e.container_id for e in self.fleet.engines()]
-        others = [c.id for c in await self.runtime.list({key: value})
-                  if self.fleet.is_engine(c) and c.id not in known]
-
-        async def stop(cid: str) -> bool:
-            return await self.fleet.stop_engine(cid, "shutdown")
-
-        async def remove(cid: str) -> bool:
-            try:
-                await self.runtime.remove(cid)
-            except ContainerNotFound:
-                return False
-            return True
-
-        results = await asyncio.gather(*(stop(c) for c in known), *(remove(c) for c in others),
-                                       return_exceptions=True)
-        for r in results:
-            if isinstance(r, BaseException):
-                logger.warning("ENGINES_ON_EXIT=stop: an engine could not be removed: %s", r)
-        return sum(1 for r in results if r is True)
 
     def task_names(self) -> list[str]:
         """Names of the loops started so far, in start order."""

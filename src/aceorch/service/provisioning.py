@@ -26,7 +26,6 @@ from aceorch.debuglog.stress import StressMonitor
 from aceorch.errors import (
     ImageMissing,
     ImageNotFound,
-    ImageUnavailable,
     InputRejected,
     NameConflict,
     PortInUse,
@@ -36,6 +35,7 @@ from aceorch.errors import (
     ProvisioningFailed,
     RuntimeFailure,
     RuntimeUnsupported,
+    SpecRefused,
 )
 from aceorch.models import Engine, utcnow
 from aceorch.runtime.base import ContainerInfo, ContainerSpec, Runtime
@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 #: Codes of a start refused by a gate: counted as blocked, not as failed.
 BLOCKED_CODES = ("runtime_unavailable", "vpn_disconnected", "circuit_breaker", "max_capacity")
 #: Codes of a start refused for its request: not a sign of stress.
-REQUEST_CODES = ("port_conflict", "image_not_found", "unsupported_runtime")
+REQUEST_CODES = ("port_conflict", "image_not_found", "rejected_input", "unsupported_runtime")
 
 
 class Provisioning:
@@ -151,33 +151,15 @@ class Provisioning:
         return result
 
     async def provision_quietly(self, source: str) -> Engine | None:
-        """Start one engine for a loop (autoscaler, replacement); a failure is never raised.
-
-        The failure's service log line comes from its debug record (see :mod:`aceorch.service.story`).
-        """
+        """Start one engine for a loop (autoscaler, replacement); a failure is logged, never raised."""
         try:
             engine, _ = await self.provision(ProvisionRequest(source=source))
             return engine
-        except ProvisioningError:
+        except ProvisioningError as exc:
+            logger.warning("%s start failed: %s", source, exc.message)
             return None
 
     def admits(self, source: str) -> bool:
-    async def check_image(self) -> bool:
-        """At start: whether TARGET_IMAGE is present; if not, one WARNING line that says how to get it."""
-        image = self.settings.runtime.target_image
-        try:
-            if await self._runtime.image_exists(image):
-                return True
-        except RuntimeFailure:
-            return True  # the runtime's own trouble is reported by the liveness checks
-        simulator = image.startswith(("aceorch/engine-sim", "aceorch/gluetun-sim"))
-        how = "build it with scripts/build-images.sh" if simulator else f"pull it with `docker pull {image}`"
-        logger.warning(
-            "TARGET_IMAGE %s is not present locally: %s. Until then each engine start tries to pull it and fails "
-            "with image_not_found if no registry has it", image, how,
-        )
-        return False
-
         """Every gate is open for a start asked for by ``source`` (as of the runtime's last ping)."""
         return decide_admission(self.gate_state(source, runtime_ok=self._liveness.runtime_ok)) is None
 
@@ -245,9 +227,11 @@ class Provisioning:
             if isinstance(exc, ProvisioningError):
                 raise fail(exc) from None
             if isinstance(exc, ImageNotFound):
-                raise fail(ImageUnavailable(str(exc))) from None
+                raise fail(failed(str(exc), "image_not_found")) from None
             if isinstance(exc, PortUnavailable):
                 raise fail(PortInUse(f"Port conflict: {exc}")) from None
+            if isinstance(exc, SpecRefused):
+                raise fail(InputRejected(f"the runtime refused the request's input: {exc}")) from None
             if isinstance(exc, RuntimeFailure):
                 raise fail(failed(str(exc), "docker_error")) from None
             raise

@@ -2,6 +2,11 @@
 
 A started stream is attached to the engine that serves it; when an engine's last stream ends and AUTO_DELETE is
 on, the engine is stopped after ENGINE_GRACE_PERIOD_S unless a new stream arrives or the floors forbid it.
+
+A stream on an engine aceorch does not manage (unattached) is kept for STREAM_UNATTACHED_TTL_S only, then ended
+(reason ``unattached_expired``) and forgotten; at most MAX_UNATTACHED_STREAMS are started at once, and one more
+is refused (:class:`~aceorch.errors.TooManyStreams`). Ended streams go after STREAM_RETENTION_S, those loaded
+from a previous run included.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import httpx
 
 from aceorch.aiokits import sleep_or_stop, spawn
 from aceorch.config import Settings
+from aceorch.errors import TooManyStreams
 from aceorch.models import Engine, StatSnapshot, Stream, StreamStart, utcnow
 from aceorch.service.fleet import Fleet
 from aceorch.service.metrics import Metrics
@@ -28,6 +34,8 @@ __all__ = ["Streams"]
 logger = logging.getLogger(__name__)
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+#: ``end_reason`` of an unattached stream that outlived STREAM_UNATTACHED_TTL_S.
+UNATTACHED_EXPIRED = "unattached_expired"
 
 
 class Streams:
@@ -55,15 +63,23 @@ class Streams:
         self._stats: dict[str, deque[StatSnapshot]] = {}
         self._grace_timers: dict[str, asyncio.Task[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._expiry: asyncio.Task[Any] | None = None
         #: Streams started since this process began, plus those loaded from the store.
         self.total_started = 0
 
     async def load(self) -> None:
-        """Load the stored streams (at start); raises what the store raises."""
+        """Load the stored streams (at start), then prune the old ones; raises what the store raises.
+
+        Expired unattached streams stay in the store until STREAM_RETENTION_S, but are not loaded again.
+        """
         for stream in await self._store.load_streams():
+            if stream.status == "ended" and stream.end_reason == UNATTACHED_EXPIRED:
+                continue
             self._streams[stream.id] = stream
             self._stats[stream.id] = deque(maxlen=self.settings.streams.stats_history_max)
         self.total_started = len(self._streams)
+        await self.prune()
+        self._arm_expiry()
 
     # -- reading ------------------------------------------------------------------------------------------
     def get(self, stream_id: str) -> Stream | None:
@@ -147,6 +163,8 @@ class Streams:
                          container_id=existing.container_id)
             await self._save(existing)
             return existing
+        if engine is None:
+            await self._admit_unattached()
         stream = Stream(
             id=sid, key_type=start.key_type, key=start.key,
             container_id=engine.container_id if engine else f"{start.engine_host}:{start.engine_port}",
@@ -170,6 +188,8 @@ class Streams:
         self._record("streams", operation="stream_started", stream_id=sid, container_id=stream.container_id,
                      attached=stream.attached, key_type=stream.key_type, restarted=existing is not None)
         await self._save(stream)
+        if engine is None:
+            self._arm_expiry()
         return stream
 
     async def ended(self, container_id: str | None, stream_id: str | None,
@@ -281,17 +301,83 @@ class Streams:
         return container_id in self._grace_timers
 
     def cancel_timers(self) -> None:
-        """Cancel every pending auto-delete (at shutdown)."""
+        """Cancel every pending auto-delete and the unattached-stream expiry (at shutdown)."""
         for timer in self._grace_timers.values():
             timer.cancel()
+        if self._expiry is not None:
+            self._expiry.cancel()
 
     def pending_tasks(self) -> list[asyncio.Task[Any]]:
-        """Auto-delete tasks still running (for shutdown)."""
-        return list(self._tasks)
+        """Auto-delete tasks still running; once stopping, the expiry task too (for shutdown)."""
+        tasks = list(self._tasks)
+        if self._stop.is_set() and self._expiry is not None and not self._expiry.done():
+            tasks.append(self._expiry)
+        return tasks
+
+    # -- unattached streams -------------------------------------------------------------------------------
+    def _unattached(self) -> list[Stream]:
+        return [s for s in self._streams.values() if s.status == "started" and not s.attached]
+
+    def _expires_at(self, stream: Stream) -> datetime:
+        return stream.started_at + timedelta(seconds=self.settings.streams.stream_unattached_ttl_s)
+
+    async def _admit_unattached(self) -> None:
+        """Room for one more unattached stream, or :class:`TooManyStreams`."""
+        cap = self.settings.streams.max_unattached_streams
+        unattached = self._unattached()
+        if len(unattached) < cap:
+            return
+        await self.expire_unattached()
+        unattached = self._unattached()
+        if len(unattached) < cap:
+            return
+        oldest = min((self._expires_at(s) for s in unattached), default=utcnow())
+        wait = max(1, int((oldest - utcnow()).total_seconds() + 0.999))
+        self._record("streams", operation="stream_refused", reason="max_unattached_streams", limit=cap)
+        raise TooManyStreams(
+            f"{cap} started streams on engines aceorch does not manage (MAX_UNATTACHED_STREAMS); "
+            f"the oldest expires in {wait} s (STREAM_UNATTACHED_TTL_S)",
+            retry_after_s=wait,
+        )
+
+    async def expire_unattached(self) -> int:
+        """End and forget the unattached streams older than STREAM_UNATTACHED_TTL_S; how many."""
+        now = utcnow()
+        due = [s for s in self._unattached() if self._expires_at(s) <= now]
+        for stream in due:
+            await self.end(stream, UNATTACHED_EXPIRED)
+            self._streams.pop(stream.id, None)
+            self._stats.pop(stream.id, None)
+        return len(due)
+
+    def _arm_expiry(self) -> None:
+        """Run the expiry task while unattached streams exist (one task; it ends when none is left)."""
+        if self._expiry is not None and not self._expiry.done():
+            return
+        if self._stop.is_set() or not self._unattached():
+            return
+        self._expiry = asyncio.create_task(self._expire_loop(), name="unattached stream expiry")
+
+    async def _expire_loop(self) -> None:
+        while True:
+            unattached = self._unattached()
+            if not unattached:
+                return
+            # Every new stream expires after the ones already here, so the earliest deadline only moves later.
+            first = min(self._expires_at(s) for s in unattached)
+            if await sleep_or_stop(self._stop, (first - utcnow()).total_seconds()):
+                return
+            try:
+                await self.expire_unattached()
+            except Exception:  # noqa: BLE001 - the loop outlives one bad round; the next one retries
+                logger.warning("could not expire unattached streams", exc_info=True)
+                if await sleep_or_stop(self._stop, 1.0):
+                    return
 
     # -- pruning ------------------------------------------------------------------------------------------
     async def prune(self) -> int:
-        """Forget streams ended longer than STREAM_RETENTION_S ago, here and in the store; how many."""
+        """Forget expired unattached streams and streams ended longer than STREAM_RETENTION_S ago; how many."""
+        expired = await self.expire_unattached()
         cutoff = utcnow() - timedelta(seconds=self.settings.streams.stream_retention_s)
         old = [sid for sid, st in self._streams.items()
                if st.status == "ended" and st.ended_at and st.ended_at < cutoff]
@@ -302,7 +388,7 @@ class Streams:
             await self._store.prune_streams(ended_before=cutoff)
         except Exception:  # noqa: BLE001
             logger.warning("could not prune the store", exc_info=True)
-        return len(old)
+        return expired + len(old)
 
     # -- helpers ------------------------------------------------------------------------------------------
     async def _save(self, stream: Stream) -> None:
