@@ -3,6 +3,7 @@
 #
 #   make test    system + docker + images + venv + lint, then the whole pytest suite (CI: .ci/run)
 #   make run     the service (`aceorch serve`); builds the images only if a Docker engine already answers
+#   make clean   removes every managed engine container (`aceorch engines prune`) when a Docker engine answers
 #   make lint    ruff, mypy --strict, import-linter
 #   make chaos   the chaos-marked tests only
 #   make bench   the benchmark (bench/run.sh)
@@ -17,10 +18,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.aceorch-installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv system docker images lint test run bench chaos
+.PHONY: help venv system docker images lint test run clean bench chaos
 
 help:
-	@echo "targets: venv system docker images lint test run bench chaos"
+	@echo "targets: venv system docker images lint test run clean bench chaos"
 
 # Create the venv if missing; reinstall only when pyproject.toml is newer than the stamp.
 venv: $(STAMP)
@@ -55,13 +56,21 @@ test: system docker images venv lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Never installs or starts Docker: with no engine answering, aceorch runs (RUNTIME=auto picks the process runtime).
-# With no TARGET_IMAGE in the environment or .env, `make run` is a demo on the bundled engine simulator.
+# With no TARGET_IMAGE in the environment or .env, `make run` is a demo on the bundled engine simulator, and its
+# engines are removed when it stops (ENGINES_ON_EXIT=stop, unless the environment or .env sets it).
 run: venv
 	@if docker info >/dev/null 2>&1; then scripts/build-images.sh; \
 	else echo "make run: no Docker engine answers; not building images"; fi
 	@if [ -z "$${TARGET_IMAGE:-}" ] && ! grep -Eqs '^[[:space:]]*(export[[:space:]]+)?TARGET_IMAGE=[^[:space:]#]' .env; then \
-		export TARGET_IMAGE=aceorch/engine-sim:latest ACEORCH_DEMO=1; fi; \
+		export TARGET_IMAGE=aceorch/engine-sim:latest ACEORCH_DEMO=1; \
+		if [ -z "$${ENGINES_ON_EXIT:-}" ] && ! grep -Eqs '^[[:space:]]*(export[[:space:]]+)?ENGINES_ON_EXIT=[^[:space:]#]' .env; then \
+			export ENGINES_ON_EXIT=stop; fi; fi; \
 	exec $(BIN)/aceorch serve
+
+# Engines left running by a stopped aceorch (ENGINES_ON_EXIT=keep): remove them. Without Docker there are none.
+clean: venv
+	@if docker info >/dev/null 2>&1; then $(BIN)/aceorch engines prune; \
+	else echo "make clean: no Docker engine answers; no engine containers to remove"; fi
 
 bench: venv
 	@if [ -x bench/run.sh ]; then exec bench/run.sh; else exec $(BIN)/python -m bench; fi
