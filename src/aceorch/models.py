@@ -59,6 +59,9 @@ class HealthStatus(enum.StrEnum):
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"
     UNKNOWN = "unknown"
+    #: Running, but its API does not answer from here (another network, a wrong advertised host): kept, never
+    #: handed out, never replaced for that alone; it becomes healthy once it answers.
+    UNREACHABLE = "unreachable"
 
 
 @dataclass
@@ -88,6 +91,9 @@ class Engine:
     unhealthy_since: datetime | None = None
     created_at: datetime = field(default_factory=utcnow)
     p2p_port: int | None = None
+    #: Why the engine is unreachable and the address that was tried (None while it answers).
+    unreachable_reason: str | None = None
+    unreachable_address: str | None = None
 
 
 @dataclass

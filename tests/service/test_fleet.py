@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from service_parts import Parts
 
-from aceorch.models import Stream, StreamStart
+from aceorch.models import HealthStatus, Stream, StreamStart
 from aceorch.runtime.base import ContainerSpec
 
 PartsFactory = Callable[..., Awaitable[Parts]]
@@ -37,7 +37,7 @@ async def test_a_provisioned_engine_is_registered_with_its_ports(parts: PartsFac
     assert p.fleet.engines() == [engine]
     assert p.fleet.find(engine.container_name) is engine and p.fleet.get(engine.container_id) is engine
     assert p.fleet.engine_names() == {"acestream-1"}
-    assert p.fleet.health_counts() == {"healthy": 0, "unhealthy": 0, "unknown": 1}
+    assert p.fleet.health_counts() == {"healthy": 0, "unhealthy": 0, "unknown": 1, "unreachable": 0}
 
 
 async def test_reconcile_adopts_a_running_engine_once_its_api_answers(parts: PartsFactory) -> None:
@@ -64,15 +64,28 @@ async def test_an_adopted_engine_gets_back_its_started_streams(parts: PartsFacto
     assert adopted is not None and adopted.streams == [orphan.id]
 
 
-async def test_an_engine_that_never_answers_is_reaped(parts: PartsFactory) -> None:
-    p = await parts(startup_timeout_s=1)
+async def test_a_running_engine_that_never_answers_is_kept_as_unreachable(
+    parts: PartsFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    p = await parts(startup_timeout_s=1, docker_network="aceorch")
     info = p.runtime.add_container(engine_spec("acestream-7", 19100))
+    await p.fleet.reconcile(initial=True)
+    await p.settle()
+    kept = p.fleet.get(info.id)
+    assert kept is not None and info.id in p.runtime.containers
+    assert kept.health_status is HealthStatus.UNREACHABLE
+    assert kept.unreachable_address == "http://127.0.0.1:19100"
+    assert kept.unreachable_reason is not None and "cannot connect" in kept.unreachable_reason
+    [adopt] = p.ops("provisioning")
+    assert (adopt["operation"], adopt["address"]) == ("adopt_unreachable", "http://127.0.0.1:19100")
+    [line] = [r for r in caplog.records if "acestream-7" in r.getMessage()]
+    assert line.levelname == "WARNING"
+    assert "DOCKER_NETWORK (now aceorch" in line.getMessage() and "ENGINE_ADVERTISE_HOST" in line.getMessage()
+    # Later reconciles keep it: not answering is no reason to remove a running engine.
     await p.fleet.reconcile()
     await p.settle()
-    assert p.fleet.engines() == [] and info.id not in p.runtime.containers
-    assert [(r["operation"], r["reason"]) for r in p.ops("provisioning")] == [
-        ("reap_container", "never became ready")
-    ]
+    assert p.fleet.get(info.id) is kept and info.id in p.runtime.containers
+    assert p.fleet.health_counts()["unreachable"] == 1
 
 
 async def test_exited_leftovers_are_reaped_at_start_only(parts: PartsFactory) -> None:

@@ -318,6 +318,12 @@ class HealthSettings(Group):
         description="Minimum gap between two replacements, so that a sick host does not churn the whole pool, "
         "0-86400 s, default 60.",
     )
+    health_unhealthy_stream_grace_s: Annotated[int, INT] = Field(
+        60, ge=0, le=86400,
+        description="How long an unhealthy engine that serves streams is kept before it is replaced anyway and "
+        "its streams end (engine_unhealthy): a hung engine delivers nothing. Counted from when it became "
+        "unhealthy, never shorter than HEALTH_UNHEALTHY_GRACE_PERIOD_S; 0-86400 s, default 60.",
+    )
 
 
 class BreakerSettings(Group):

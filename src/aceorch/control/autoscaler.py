@@ -15,12 +15,13 @@ from typing import Protocol
 
 from aceorch.aiokits import create_guarded_task
 from aceorch.config import Settings
-from aceorch.models import Engine, utcnow
+from aceorch.models import Engine, HealthStatus, utcnow
 
 __all__ = [
     "ScaleDecision",
     "decide",
     "idle_victims",
+    "usable",
     "ScalerFleet",
     "ScalerStarts",
     "StreamPruner",
@@ -42,6 +43,11 @@ class ScaleDecision:
     reason: str = "steady"
 
 
+def usable(engines: list[Engine]) -> list[Engine]:
+    """The engines that may be handed out or counted toward the floors: all but the unreachable ones."""
+    return [e for e in engines if e.health_status is not HealthStatus.UNREACHABLE]
+
+
 def _idle_since(engine: Engine) -> datetime:
     return engine.last_stream_usage or engine.first_seen
 
@@ -51,8 +57,10 @@ def idle_victims(
 ) -> list[str]:
     """Idle engines (no started stream) idle for ``idle_for_s`` seconds, longest idle first, within the floors.
 
-    With ``force`` the idle time is not checked (``/scale`` down).
+    With ``force`` the idle time is not checked (``/scale`` down). Unreachable engines are never victims, nor
+    counted toward the floors: they may serve streams aceorch cannot see.
     """
+    engines = usable(engines)
     total = len(engines)
     free = [e for e in engines if not e.streams]
     victims: list[str] = []
@@ -74,7 +82,13 @@ def decide(
     max_replicas: int,
     idle_ttl_s: int,
 ) -> ScaleDecision:
-    """One autoscaler decision. Pure: the loop only acts on it."""
+    """One autoscaler decision. Pure: the loop only acts on it.
+
+    Unreachable engines take a slot under MAX_REPLICAS but count neither as replicas nor as free engines.
+    """
+    held = len(engines)
+    engines = usable(engines)
+    max_replicas -= held - len(engines)
     current = len(engines)
     free = sum(1 for e in engines if not e.streams)
     busy = current - free

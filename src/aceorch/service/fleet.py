@@ -18,6 +18,7 @@ import httpx
 from aceorch.aiokits import poll_until, sleep_or_stop, spawn
 from aceorch.config import Settings
 from aceorch.control.engine_api import ENGINE_NAME, advertised_address, engine_ready
+from aceorch.control.health import mark_unreachable, not_ready_reason, unreachable_warning
 from aceorch.control.ports import PortAllocator, ports_from_labels
 from aceorch.errors import ContainerNotFound, RuntimeFailure
 from aceorch.models import Engine, HealthStatus, utcnow
@@ -152,8 +153,8 @@ class Fleet:
         return container_id in self._stopping
 
     def health_counts(self) -> dict[str, int]:
-        """Engines per health state: healthy, unhealthy, unknown."""
-        counts = {"healthy": 0, "unhealthy": 0, "unknown": 0}
+        """Engines per health state: healthy, unhealthy, unknown, unreachable."""
+        counts = {state.value: 0 for state in HealthStatus}
         for e in self._engines.values():
             counts[e.health_status.value] += 1
         return counts
@@ -276,7 +277,7 @@ class Fleet:
         self.update_gauges()
 
     async def _adopt_when_ready(self, info: ContainerInfo, stored: Engine | None) -> None:
-        """Adopt a running managed engine once its API answers; remove it if it never does in time."""
+        """Adopt a running managed engine; one that does not answer within STARTUP_TIMEOUT_S is kept as unreachable."""
         try:
             engine = self._engine_from_info(info)
             if engine is None:
@@ -286,18 +287,27 @@ class Fleet:
             # Our own clock only: the runtime's clock may differ from ours.
             timeout = self.settings.runtime.startup_timeout_s
             if not await poll_until(answers, timeout=timeout, interval=0.2, stop=self._stop):
-                if not self._stop.is_set():
-                    await self._reap(info, "never became ready")
-                return
+                if self._stop.is_set():
+                    return
+                # A running engine that does not answer from here is kept: it may serve streams to proxies on its
+                # own network. It is never handed out, and it joins the pool once it answers.
+                why = await not_ready_reason(self._http, engine.host, engine.port, timeout=2.0)
+                mark_unreachable(engine, why, timeout_s=timeout)
             engine.created_at = utcnow()
             if stored is not None:
                 engine.first_seen = stored.first_seen
                 engine.last_stream_usage = stored.last_stream_usage
             engine.streams = self._ledger.started_on(info.id)
             self._engines[info.id] = engine
-            self._record("provisioning", operation="adopt_engine", container_id=info.id,
-                         container_name=info.name, host_http_port=engine.host_http_port, success=True)
-            logger.info("adopted running engine %s (%s)", info.name, info.id[:12])
+            if engine.health_status is HealthStatus.UNREACHABLE:
+                self._record("provisioning", operation="adopt_unreachable", container_id=info.id,
+                             container_name=info.name, host_http_port=engine.host_http_port,
+                             address=engine.unreachable_address, reason=engine.unreachable_reason, success=True)
+                logger.warning(unreachable_warning(engine, self.settings))
+            else:
+                self._record("provisioning", operation="adopt_engine", container_id=info.id,
+                             container_name=info.name, host_http_port=engine.host_http_port, success=True)
+                logger.info("adopted running engine %s (%s)", info.name, info.id[:12])
             self.update_gauges()
             await self.save(engine)
         finally:

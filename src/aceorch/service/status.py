@@ -78,6 +78,8 @@ class Status:
         total = len(engines)
         running = sum(1 for e in engines if e.running)
         used = sum(1 for e in engines if e.streams)
+        # An unreachable engine takes a slot but is never handed out: it is not available.
+        available = sum(1 for e in engines if not e.streams and e.health_status is not HealthStatus.UNREACHABLE)
         code, err = self.blocked()
         general = self._breakers["general"]
         state = general.state
@@ -94,6 +96,7 @@ class Status:
             code in ("runtime_unavailable", "vpn_disconnected", "circuit_breaker")
             or state is not BreakerState.CLOSED
             or running == 0
+            or counts["unreachable"]
         ):
             status = "degraded"
         else:
@@ -102,9 +105,9 @@ class Status:
         return {
             "status": status,
             "engines": {"total": total, "running": running, "healthy": counts["healthy"],
-                        "unhealthy": counts["unhealthy"]},
+                        "unhealthy": counts["unhealthy"], "unreachable": counts["unreachable"]},
             "streams": {"active": self._streams.count_started(), "total": self._streams.count()},
-            "capacity": {"total": total, "used": used, "available": total - used, "max_replicas": s.pool.max_replicas,
+            "capacity": {"total": total, "used": used, "available": available, "max_replicas": s.pool.max_replicas,
                          "min_replicas": s.pool.min_replicas},
             "vpn": {"enabled": vpn.enabled, "connected": vpn.connected, "health": vpn.health,
                     "container": vpn.container, "forwarded_port": vpn.forwarded_port},
@@ -133,6 +136,7 @@ class Status:
             "healthy_engines": counts["healthy"],
             "unhealthy_engines": counts["unhealthy"],
             "unknown_engines": counts["unknown"],
+            "unreachable_engines": counts["unreachable"],
             "marked_for_replacement": sum(
                 1 for e in engines if e.health_status is HealthStatus.UNHEALTHY and e.unhealthy_since is not None
             ),

@@ -136,6 +136,9 @@ class EnginePublic(_Public):
     last_cache_cleanup: Time | None
     last_stream_usage: Time | None
     cache_size_bytes: int | None
+    #: With health_status ``unreachable``: why, and the address aceorch tried (null otherwise).
+    unreachable_reason: str | None
+    unreachable_address: str | None
 
 
 class StreamPublic(_Public):
@@ -263,6 +266,7 @@ class HealthStatusPublic(_Public):
     healthy_engines: int
     unhealthy_engines: int
     unknown_engines: int
+    unreachable_engines: int
     marked_for_replacement: int
     minimum_required: int
     health_check_interval: int
@@ -308,12 +312,13 @@ class VpnStatusPublic(_Public):
 
 
 class EngineCountsPublic(_Public):
-    """Engines known, running, healthy and unhealthy."""
+    """Engines known, running, healthy, unhealthy and unreachable (running, kept, never handed out)."""
 
     total: int
     running: int
     healthy: int
     unhealthy: int
+    unreachable: int
 
 
 class StreamCountsPublic(_Public):
