@@ -27,6 +27,7 @@ The tree says *what* went wrong; the API's exception handlers decide the HTTP st
         │   ├── InputRejected       rejected_input: the runtime refused the request's own input
         │   └── RuntimeUnsupported  unsupported_runtime: the runtime cannot run this kind of container
         └── ProvisioningFailed      general_error: the start was admitted and then failed
+            ├── ImageUnavailable    image_not_found: the engine image is neither present nor pullable
             └── VpnFailure          vpn_error: it failed because of the VPN network
 """
 
@@ -55,6 +56,7 @@ __all__ = [
     "ProvisioningRejected",
     "PortInUse",
     "ImageMissing",
+    "ImageUnavailable",
     "InputRejected",
     "RuntimeUnsupported",
     "ProvisioningFailed",
@@ -204,6 +206,12 @@ class RuntimeUnsupported(ProvisioningRejected):
 
 class ProvisioningFailed(ProvisioningError):
     """The start was admitted, then failed."""
+
+
+class ImageUnavailable(ProvisioningFailed):
+    """The start was admitted, then the engine image turned out to be neither present nor pullable."""
+
+    default_code = "image_not_found"
 
 
 class VpnFailure(ProvisioningFailed):

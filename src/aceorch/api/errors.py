@@ -8,7 +8,7 @@ VpnFailure                 503     the recovery estimate (at least 1 s), else 30
 ImageMissing               400     -
 InputRejected              422     -
 other ProvisioningRejected 409     -
-other ProvisioningFailed   500     -
+other ProvisioningFailed   500     - (ImageUnavailable: code image_not_found)
 RuntimeUnavailable         503     10
 ContainerNotFound          404     -
 TooManyStreams             429     seconds until the oldest such stream expires

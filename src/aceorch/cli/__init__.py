@@ -1,10 +1,11 @@
-"""The ``aceorch`` command: ``serve``, ``debug …`` (log analysis) and ``sim engine|gluetun``."""
+"""The ``aceorch`` command: ``serve``, ``engines prune``, ``debug …`` (log analysis) and ``sim engine|gluetun``."""
 
 from __future__ import annotations
 
 import typer
 
 from aceorch.cli.debug import app as debug_app
+from aceorch.cli.engines import app as engines_app
 from aceorch.cli.serve import serve
 
 __all__ = ["app", "main"]
@@ -13,6 +14,7 @@ app = typer.Typer(help="aceorch: an orchestrator for AceStream engines.", no_arg
                   add_completion=False)
 app.command()(serve)
 app.add_typer(debug_app, name="debug", help="Analyse debug-mode session logs.")
+app.add_typer(engines_app, name="engines", help="Managed engine containers: `aceorch engines prune`.")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,

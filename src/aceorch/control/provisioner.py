@@ -26,6 +26,7 @@ from aceorch.control.ports import PortAllocator, PortConflict, PortPoolExhausted
 from aceorch.errors import (
     ImageMissing,
     ImageNotFound,
+    ImageUnavailable,
     InputRejected,
     NameConflict,
     PortInUse,
@@ -441,7 +442,7 @@ class Provisioner:
             return exc
         vpn = self.settings.vpn_enabled
         if isinstance(exc, ImageNotFound):
-            return failed(f"image not found: {exc}", "image_not_found")
+            return ImageUnavailable(f"Failed to provision engine: image not found: {exc}")
         if isinstance(exc, PortUnavailable):
             return failed(f"port unavailable: {exc}", "docker_error")
         if isinstance(exc, SpecRefused):

@@ -25,6 +25,7 @@ from aceorch.control.engine_api import running_in_container
 from aceorch.control.ports import PortAllocator
 from aceorch.debuglog.stress import StressMonitor
 from aceorch.debuglog.writer import DebugLog
+from aceorch.errors import ContainerNotFound
 from aceorch.runtime.base import Runtime
 from aceorch.service.collector import Collector
 from aceorch.service.debug import DebugControl
@@ -33,6 +34,7 @@ from aceorch.service.liveness import Liveness
 from aceorch.service.metrics import Metrics
 from aceorch.service.provisioning import Provisioning
 from aceorch.service.status import Status
+from aceorch.service.story import Story
 from aceorch.service.streams import Streams
 from aceorch.service.timed import TimedRuntime, TimedTransport
 from aceorch.store.base import Store
@@ -40,6 +42,9 @@ from aceorch.store.base import Store
 __all__ = ["Service"]
 
 logger = logging.getLogger(__name__)
+
+#: How long ENGINES_ON_EXIT=stop may take to remove the engines at shutdown.
+ENGINES_STOP_DEADLINE_S = 10.0
 
 BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
@@ -50,7 +55,10 @@ class Service:
     def __init__(self, settings: Settings, *, runtime: Runtime, store: Store, debuglog: DebugLog) -> None:
         self.settings = settings
         self._debuglog = debuglog
-        self.metrics = Metrics()
+        gluetun_key = settings.vpn.gluetun_api_key
+        self._story = Story(live_streams=lambda: self.streams.count_started(), secrets=tuple(
+            k for k in (settings.api_key_value(), gluetun_key.get_secret_value() if gluetun_key else None) if k))
+        self.metrics = Metrics.from_settings(settings)
         self._stress = StressMonitor(debuglog, settings, on_event=self._on_stress)
         self.runtime: Runtime = TimedRuntime(runtime, self.record)
         self.store = store
@@ -103,10 +111,11 @@ class Service:
 
     # -- records and hooks --------------------------------------------------------------------------------
     def record(self, category: str, **fields: Any) -> None:
-        """Write one debug record (a no-op while debug mode is off)."""
+        """Write one debug record (a no-op while debug mode is off); the story's events also get a log line."""
         self._debuglog.log(category, **fields)
 
     def _on_stress(self, event: dict[str, Any]) -> None:
+        self._story.tell(category, fields)
         self.metrics.stress_events.labels(
             event_type=str(event.get("event_type")), severity=str(event.get("severity"))
         ).inc()
@@ -165,13 +174,6 @@ class Service:
         s = self.settings
         self._debuglog.set_runtime_name(self.runtime.name)
         await asyncio.to_thread(self._debuglog.start_from_env)  # creates the folder and files: off the loop
-        if not s.api_key_value():
-            logger.warning(
-                "API_KEY is not set: every endpoint, including provisioning and container deletion, "
-                "is open to anyone who can reach %s:%s",
-                s.api.app_host,
-                s.api.app_port,
-            )
         try:
             await self.store.open()
             self.liveness.database_ok = True
@@ -182,6 +184,7 @@ class Service:
             await self.fleet.reconcile(initial=True)
         if s.vpn_enabled:
             self._loops.append(vpn.start_vpn_monitor(
+            await self.provisioning.check_image()
                 settings=s, monitor=self.vpn, fleet=self.fleet, signals=self._stress, record=self.record,
                 on_connected=self._on_vpn_connected, stop=self._stop, on_error=self._loop_error("vpn monitor"),
             ))
@@ -224,7 +227,8 @@ class Service:
         ))
 
     async def aclose(self) -> None:
-        """Stop every task (loops first, within 1.5 s, then the rest), then close the clients and the store."""
+        """Stop every task (loops first, within 1.5 s, then the rest), settle the engines (ENGINES_ON_EXIT), then
+        close the clients and the store."""
         self._stop.set()
         self.streams.cancel_timers()
         await stop_tasks(self._loops, timeout=1.5)
@@ -236,6 +240,7 @@ class Service:
         await self._http.aclose()
         try:
             await self.store.aclose()
+        await self._engines_on_exit()
         except Exception:  # noqa: BLE001
             logger.warning("store close failed", exc_info=True)
         await asyncio.to_thread(self._debuglog.close)
@@ -244,6 +249,53 @@ class Service:
     def task_names(self) -> list[str]:
         """Names of the loops started so far, in start order."""
         return [t.get_name() for t in self._loops]
+    async def _engines_on_exit(self) -> None:
+        """ENGINES_ON_EXIT: ``keep`` leaves the engines for the next start (one line); ``stop`` removes them.
+
+        The process runtime's engines are child processes and end with aceorch either way.
+        """
+        if self.runtime.name == "process":
+            return
+        if self.settings.pool.engines_on_exit == "keep":
+            n = self.fleet.engine_count()
+            if n:
+                logger.info("%d engine%s left running for the next start (ENGINES_ON_EXIT=stop removes them)",
+                            n, "" if n == 1 else "s")
+            return
+        try:
+            removed = await asyncio.wait_for(self._remove_engines(), timeout=ENGINES_STOP_DEADLINE_S)
+        except TimeoutError:
+            logger.warning("ENGINES_ON_EXIT=stop: not every engine was removed within %.0f s; "
+                           "`aceorch engines prune` removes the rest", ENGINES_STOP_DEADLINE_S)
+        except Exception as exc:  # noqa: BLE001 - shutdown goes on
+            logger.warning("ENGINES_ON_EXIT=stop: could not remove the engines: %s", exc)
+        else:
+            logger.info("ENGINES_ON_EXIT=stop: %d engine%s removed", removed, "" if removed == 1 else "s")
+
+    async def _remove_engines(self) -> int:
+        """Stop and remove every managed engine (the fleet's, and any the runtime lists); how many went."""
+        key, value = self.settings.label_pair
+        known = [e.container_id for e in self.fleet.engines()]
+        others = [c.id for c in await self.runtime.list({key: value})
+                  if self.fleet.is_engine(c) and c.id not in known]
+
+        async def stop(cid: str) -> bool:
+            return await self.fleet.stop_engine(cid, "shutdown")
+
+        async def remove(cid: str) -> bool:
+            try:
+                await self.runtime.remove(cid)
+            except ContainerNotFound:
+                return False
+            return True
+
+        results = await asyncio.gather(*(stop(c) for c in known), *(remove(c) for c in others),
+                                       return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                logger.warning("ENGINES_ON_EXIT=stop: an engine could not be removed: %s", r)
+        return sum(1 for r in results if r is True)
+
 
     # -- loop bodies that only wire components ------------------------------------------------------------
     async def _monitor_once(self) -> None:

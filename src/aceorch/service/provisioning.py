@@ -26,6 +26,7 @@ from aceorch.debuglog.stress import StressMonitor
 from aceorch.errors import (
     ImageMissing,
     ImageNotFound,
+    ImageUnavailable,
     InputRejected,
     NameConflict,
     PortInUse,
@@ -151,13 +152,31 @@ class Provisioning:
         return result
 
     async def provision_quietly(self, source: str) -> Engine | None:
-        """Start one engine for a loop (autoscaler, replacement); a failure is logged, never raised."""
+        """Start one engine for a loop (autoscaler, replacement); a failure is never raised.
+
+        The failure's service log line comes from its debug record (see :mod:`aceorch.service.story`).
+        """
         try:
             engine, _ = await self.provision(ProvisionRequest(source=source))
             return engine
-        except ProvisioningError as exc:
-            logger.warning("%s start failed: %s", source, exc.message)
+        except ProvisioningError:
             return None
+
+    async def check_image(self) -> bool:
+        """At start: whether TARGET_IMAGE is present; if not, one WARNING line that says how to get it."""
+        image = self.settings.runtime.target_image
+        try:
+            if await self._runtime.image_exists(image):
+                return True
+        except RuntimeFailure:
+            return True  # the runtime's own trouble is reported by the liveness checks
+        simulator = image.startswith(("aceorch/engine-sim", "aceorch/gluetun-sim"))
+        how = "build it with scripts/build-images.sh" if simulator else f"pull it with `docker pull {image}`"
+        logger.warning(
+            "TARGET_IMAGE %s is not present locally: %s. Until then each engine start tries to pull it and fails "
+            "with image_not_found if no registry has it", image, how,
+        )
+        return False
 
     def admits(self, source: str) -> bool:
         """Every gate is open for a start asked for by ``source`` (as of the runtime's last ping)."""
@@ -227,7 +246,7 @@ class Provisioning:
             if isinstance(exc, ProvisioningError):
                 raise fail(exc) from None
             if isinstance(exc, ImageNotFound):
-                raise fail(failed(str(exc), "image_not_found")) from None
+                raise fail(ImageUnavailable(str(exc))) from None
             if isinstance(exc, PortUnavailable):
                 raise fail(PortInUse(f"Port conflict: {exc}")) from None
             if isinstance(exc, SpecRefused):
