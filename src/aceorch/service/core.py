@@ -113,9 +113,9 @@ class Service:
     def record(self, category: str, **fields: Any) -> None:
         """Write one debug record (a no-op while debug mode is off); the story's events also get a log line."""
         self._debuglog.log(category, **fields)
+        self._story.tell(category, fields)
 
     def _on_stress(self, event: dict[str, Any]) -> None:
-        self._story.tell(category, fields)
         self.metrics.stress_events.labels(
             event_type=str(event.get("event_type")), severity=str(event.get("severity"))
         ).inc()
@@ -182,9 +182,9 @@ class Service:
             logger.exception("the store could not be opened; streams are kept in memory only")
         if await self.liveness.check_runtime():
             await self.fleet.reconcile(initial=True)
+            await self.provisioning.check_image()
         if s.vpn_enabled:
             self._loops.append(vpn.start_vpn_monitor(
-            await self.provisioning.check_image()
                 settings=s, monitor=self.vpn, fleet=self.fleet, signals=self._stress, record=self.record,
                 on_connected=self._on_vpn_connected, stop=self._stop, on_error=self._loop_error("vpn monitor"),
             ))
@@ -237,18 +237,15 @@ class Service:
             + self.fleet.pending_tasks(),
             timeout=0.5,
         )
+        await self._engines_on_exit()
         await self._http.aclose()
         try:
             await self.store.aclose()
-        await self._engines_on_exit()
         except Exception:  # noqa: BLE001
             logger.warning("store close failed", exc_info=True)
         await asyncio.to_thread(self._debuglog.close)
         await self.runtime.aclose()
 
-    def task_names(self) -> list[str]:
-        """Names of the loops started so far, in start order."""
-        return [t.get_name() for t in self._loops]
     async def _engines_on_exit(self) -> None:
         """ENGINES_ON_EXIT: ``keep`` leaves the engines for the next start (one line); ``stop`` removes them.
 
@@ -296,6 +293,9 @@ class Service:
                 logger.warning("ENGINES_ON_EXIT=stop: an engine could not be removed: %s", r)
         return sum(1 for r in results if r is True)
 
+    def task_names(self) -> list[str]:
+        """Names of the loops started so far, in start order."""
+        return [t.get_name() for t in self._loops]
 
     # -- loop bodies that only wire components ------------------------------------------------------------
     async def _monitor_once(self) -> None:
