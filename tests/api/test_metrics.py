@@ -1,4 +1,4 @@
-"""/metrics (api.md §9): Prometheus text that parses, with counters that match the events sent."""
+"""/metrics: Prometheus text that parses, with counters that match the events sent (docs/monitoring.md)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from aceorch.errors import RuntimeFailure
 from aceorch.runtime.fake import InMemoryRuntime
+from aceorch.service.metrics import Metrics
 
 AUTH = {"Authorization": "Bearer test-key-123"}
 
-#: Every family api.md §9 names, with its type (counter families are named without ``_total`` by the parser;
+#: Every family docs/monitoring.md names, with its type (counter families are named without ``_total`` by the parser;
 #: labelled families without children yet still declare ``# TYPE``).
 DOCUMENTED = {
     "orch_events_started": "counter", "orch_events_ended": "counter", "orch_collector_errors": "counter",
     "orch_streams_active": "gauge", "orch_provision": "counter", "orch_provision_blocked": "counter",
     "orch_provision_failures": "counter", "orch_provision_duration_seconds": "histogram", "orch_engines": "gauge",
     "orch_circuit_breaker_state": "gauge", "orch_vpn_connected": "gauge", "orch_stress_events": "counter",
-    "orch_debug_entries_written_total": "gauge", "orch_debug_entries_dropped_total": "gauge",
+    "orch_debug_entries_written": "counter", "orch_debug_entries_dropped": "counter",
+    "orch_provision_slow_threshold_seconds": "gauge", "orch_engines_max": "gauge", "orch_vpn_enabled": "gauge",
+    "orch_event_loop_lag_max_seconds": "gauge",
 }
 
 
@@ -150,7 +153,7 @@ def test_provision_blocked_failure_and_breaker_metrics(app_client: Any, fake_run
     assert blocked_codes == {"max_capacity": 2, "circuit_breaker": 1, "runtime_unavailable": 1}
     again = client.post("/provision/acestream", json={}, headers=AUTH)
     assert again.status_code == 200
-    # admitted starts (api.md §4.1): two that succeeded and one that failed; blocked requests are not counted
+    # admitted starts: two that succeeded and one that failed; blocked requests are not counted
     assert value(client, "orch_provision_total", kind="acestream") == 3
     assert value(client, "orch_provision_duration_seconds_count", kind="acestream") == 2
 
@@ -163,3 +166,28 @@ def test_engine_gauge_follows_the_fleet(app_client: Any) -> None:
     client.delete(f"/containers/{ids[0]}", headers=AUTH)
     total = sum(value(client, "orch_engines", health=h) for h in ("healthy", "unhealthy", "unknown"))
     assert total == 1
+
+
+def test_limits_and_thresholds_are_gauges_and_the_slow_threshold_is_a_bucket(app_client: Any) -> None:
+    client = app_client(max_replicas=7, startup_timeout_s=30, debug_slow_provisioning_ratio=0.5)
+    assert value(client, "orch_engines_max") == 7
+    assert value(client, "orch_provision_slow_threshold_seconds") == 15
+    assert value(client, "orch_vpn_enabled") == 0
+    assert client.post("/provision/acestream", json={}, headers=AUTH).status_code == 200
+    buckets = {dict(labels)["le"] for (name, labels), _ in samples(client).items()
+               if name == "orch_provision_duration_seconds_bucket"}
+    assert "15.0" in buckets and "+Inf" in buckets
+
+
+def test_debug_counters_follow_the_debug_log_and_never_go_down() -> None:
+    m = Metrics()
+
+    def totals() -> tuple[float, float]:
+        got = {s.name: s.value for f in text_string_to_metric_families(m.render().decode()) for s in f.samples}
+        return got["orch_debug_entries_written_total"], got["orch_debug_entries_dropped_total"]
+
+    m.debug_counts(5, 1)
+    m.debug_counts(8, 1)
+    assert totals() == (8, 1)
+    m.debug_counts(2, 0)  # a new debug log started from zero: its records still count
+    assert totals() == (10, 1)

@@ -161,8 +161,7 @@ class Service:
 
     def _refresh_debug_gauges(self) -> None:
         written, dropped = self.debug.counters()
-        self.metrics.debug_written.set(written)
-        self.metrics.debug_dropped.set(dropped)
+        self.metrics.debug_counts(written, dropped)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:

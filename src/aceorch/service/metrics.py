@@ -1,16 +1,36 @@
-"""Prometheus metrics, in a registry of their own per service: no process-wide globals."""
+"""Prometheus metrics, in a registry of their own per service: no process-wide globals.
+
+Names follow the Prometheus conventions: base units (seconds), counters end in ``_total`` (the client adds it),
+states are gauges. ``deploy/prometheus/alerts.yml`` and ``deploy/grafana/aceorch.json`` are written against
+these names; ``docs/monitoring.md`` lists them.
+"""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics"]
+from aceorch.config import Settings
+
+__all__ = ["Metrics", "DURATION_BUCKETS"]
+
+#: Provisioning duration buckets, in seconds; the slow threshold is added when it is not one of them, so that
+#: "slower than the threshold" is exact in PromQL.
+DURATION_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 17.5, 25.0, 40.0, 60.0, 120.0)
+
+#: Default slow threshold: STARTUP_TIMEOUT_S (25) x DEBUG_SLOW_PROVISIONING_RATIO (0.7).
+DEFAULT_SLOW_THRESHOLD_S = 17.5
 
 
 class Metrics:
     """The service's Prometheus metrics, in a registry of its own."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        slow_threshold_s: float = DEFAULT_SLOW_THRESHOLD_S,
+        max_replicas: int = 20,
+        vpn_enabled: bool = False,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.events_started = Counter("orch_events_started", "stream_started events that started a stream", registry=r)
@@ -28,26 +48,55 @@ class Metrics:
             "orch_provision_duration_seconds",
             "duration of successful starts, measured to readiness",
             ["kind"],
-            buckets=(0.25, 0.5, 1, 2, 3, 5, 8, 12, 17.5, 25, 40, 60, 120),
+            buckets=tuple(sorted({*DURATION_BUCKETS, float(slow_threshold_s)})),
+            registry=r,
+        )
+        self.provision_slow_threshold = Gauge(
+            "orch_provision_slow_threshold_seconds",
+            "a start slower than this is slow (STARTUP_TIMEOUT_S x DEBUG_SLOW_PROVISIONING_RATIO)",
             registry=r,
         )
         self.engines = Gauge("orch_engines", "engines by health state", ["health"], registry=r)
+        self.engines_max = Gauge("orch_engines_max", "the most engines aceorch runs (MAX_REPLICAS)", registry=r)
         self.breaker_state = Gauge(
             "orch_circuit_breaker_state", "0 closed, 1 half_open, 2 open", ["name"], registry=r
+        )
+        self.vpn_enabled = Gauge(
+            "orch_vpn_enabled", "1 when engines run behind a Gluetun VPN (GLUETUN_CONTAINER_NAME set)", registry=r
         )
         self.vpn_connected = Gauge("orch_vpn_connected", "1 when the VPN is connected", registry=r)
         self.stress_events = Counter(
             "orch_stress_events", "stress events detected", ["event_type", "severity"], registry=r
         )
-        self.debug_written = Gauge("orch_debug_entries_written_total", "debug records written", registry=r)
-        self.debug_dropped = Gauge("orch_debug_entries_dropped_total", "debug records dropped", registry=r)
+        self.debug_written = Counter("orch_debug_entries_written", "debug records written", registry=r)
+        self.debug_dropped = Counter("orch_debug_entries_dropped", "debug records dropped", registry=r)
         self.loop_lag_max = Gauge(
             "orch_event_loop_lag_max_seconds", "the largest event-loop lag seen since start", registry=r
         )
-        for health in ("healthy", "unhealthy", "unknown"):
+        self._debug_seen = (0, 0)
+        self.provision_slow_threshold.set(slow_threshold_s)
+        self.engines_max.set(max_replicas)
+        self.vpn_enabled.set(1 if vpn_enabled else 0)
+        for health in ("healthy", "unhealthy", "unknown", "unreachable"):
             self.engines.labels(health=health).set(0)
         for name in ("general", "replacement"):
             self.breaker_state.labels(name=name).set(0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Metrics:
+        """The metrics of a service run with these settings (limits and thresholds exported as gauges)."""
+        return cls(
+            slow_threshold_s=settings.debug.debug_slow_provisioning_ratio * settings.runtime.startup_timeout_s,
+            max_replicas=settings.pool.max_replicas,
+            vpn_enabled=settings.vpn_enabled,
+        )
+
+    def debug_counts(self, written: int, dropped: int) -> None:
+        """Advance the debug-record counters to the debug log's totals (a total that went down restarted)."""
+        last_written, last_dropped = self._debug_seen
+        self.debug_written.inc(written - last_written if written >= last_written else written)
+        self.debug_dropped.inc(dropped - last_dropped if dropped >= last_dropped else dropped)
+        self._debug_seen = (written, dropped)
 
     def render(self) -> bytes:
         """The metrics in the Prometheus text format."""
