@@ -74,8 +74,8 @@ class ApiSettings(Group):
     api_key: SecretStr | None = Field(
         None, json_schema_extra={"example": "your-api-key"},
         description="Bearer key for every endpoint but /healthz, /readyz, /orchestrator/status and the dashboard's "
-        "files (/metrics: see METRICS_AUTH): any non-empty string, default unset. When unset, every endpoint is open and aceorch listens on 127.0.0.1 only (unless "
-        "ALLOW_UNAUTHENTICATED=true). Never logged (shown as ***).",
+        "files (/metrics: see METRICS_AUTH): any non-empty string, default unset. When unset, every endpoint is "
+        "open and aceorch listens on 127.0.0.1 only (unless ALLOW_UNAUTHENTICATED=true). Never logged (shown as ***).",
     )
     allow_unauthenticated: Bool = Field(
         False,
