@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import API_KEY, AUTH
 from fastapi.testclient import TestClient
 
 from aceorch.api import create_app
@@ -19,6 +18,7 @@ from aceorch.errors import RuntimeFailure
 from aceorch.runtime.base import ContainerSpec
 from aceorch.runtime.fake import InMemoryRuntime
 from aceorch.service.story import MANY_STREAMS, Story
+from conftest import API_KEY, AUTH
 from support import wait_until
 
 
@@ -103,7 +103,8 @@ def test_the_log_tells_starts_failures_breakers_and_streams_with_debug_mode_off(
                        circuit_breaker_recovery_timeout_s=1, debug_mode=False)
     assert client.post("/provision/acestream", json={}).status_code == 500
     story = lines(caplog, "aceorch.story")
-    assert any(m.startswith("engine start failed (general_error/docker_error, api)") and "the daemon said no" in m for m in story)
+    assert any(m.startswith("engine start failed (general_error/docker_error, api)") and "the daemon said no" in m
+               for m in story)
     assert any(m.startswith("circuit breaker general opened after 1 failures") for m in story)
 
     failing["on"] = False
