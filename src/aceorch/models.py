@@ -85,6 +85,9 @@ class Engine:
     last_cache_cleanup: datetime | None = None
     last_stream_usage: datetime | None = None
     cache_size_bytes: int | None = None
+    #: CPU use (100 = one CPU busy) and memory in use, sampled in the background from the runtime; None unknown.
+    cpu_percent: float | None = None
+    memory_bytes: int | None = None
     # Internal bookkeeping, never shown as EngineState fields.
     running: bool = True
     consecutive_failures: int = 0

@@ -127,7 +127,9 @@ async def build_parts(make_settings: Callable[..., Settings], **overrides: Any) 
         ports=ports, vpn=vpn, http=http, metrics=metrics, stress=stress, record=record, in_container=False,
     )
     fleet.bind(streams=streams, starts=provisioning.provisioner)
-    collector = Collector(fleet=fleet, streams=streams, http=http, metrics=metrics, record=record)
+    collector = Collector(fleet=fleet, streams=streams, http=http, metrics=metrics, record=record, runtime=runtime,
+                          cache_dir=settings.runtime.engine_cache_dir,
+                          cache_cleanup_idle_s=settings.runtime.engine_cache_cleanup_idle_s)
     status = Status(settings, runtime_name=runtime.name, fleet=fleet, streams=streams,
                     provisioning=provisioning, liveness=liveness, breakers=breakers, vpn=vpn)
     assert await liveness.check_runtime()

@@ -16,7 +16,8 @@ from aceorch.runtime.fake import InMemoryRuntime
 from aceorch.service.core import Service
 from aceorch.store import make_store
 
-ORDER = ["runtime monitor", "runtime events", "health prober", "stats collector", "loop lag", "autoscaler"]
+ORDER = ["runtime monitor", "runtime events", "health prober", "stats collector", "engine hygiene", "loop lag",
+         "autoscaler"]
 
 
 @pytest.fixture

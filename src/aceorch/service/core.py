@@ -27,7 +27,7 @@ from aceorch.debuglog.stress import StressMonitor
 from aceorch.debuglog.writer import DebugLog
 from aceorch.errors import ContainerNotFound
 from aceorch.runtime.base import Runtime
-from aceorch.service.collector import Collector
+from aceorch.service.collector import HYGIENE_INTERVAL_S, Collector
 from aceorch.service.debug import DebugControl
 from aceorch.service.fleet import Fleet
 from aceorch.service.liveness import Liveness
@@ -103,7 +103,9 @@ class Service:
         )
         self.fleet.bind(streams=self.streams, starts=self.provisioning.provisioner)
         self.collector = Collector(fleet=self.fleet, streams=self.streams, http=self._http, metrics=self.metrics,
-                                   record=self.record)
+                                   record=self.record, runtime=self.runtime,
+                                   cache_dir=settings.runtime.engine_cache_dir,
+                                   cache_cleanup_idle_s=settings.runtime.engine_cache_cleanup_idle_s)
         self.status = Status(settings, runtime_name=self.runtime.name, fleet=self.fleet, streams=self.streams,
                              provisioning=self.provisioning, liveness=self.liveness, breakers=self.breakers,
                              vpn=self.vpn)
@@ -167,8 +169,9 @@ class Service:
     async def start(self) -> None:
         """Start order: debug session, store, adoption, then the loops; the VPN wait and the pool in a task.
 
-        Loops: vpn monitor (with the VPN), runtime monitor, runtime events, health prober, stats collector, loop
-        lag; the autoscaler starts once adoption and the VPN wait are over.
+        Loops: vpn monitor (with the VPN), runtime monitor, runtime events, health prober, stats collector, engine
+        hygiene (usage samples, idle cache clean-ups), loop lag; the autoscaler starts once adoption and the VPN
+        wait are over.
         """
         s = self.settings
         self._debuglog.set_runtime_name(self.runtime.name)
@@ -196,6 +199,7 @@ class Service:
         ))
         self._loops.append(self._guarded("stats collector", self.collector.collect_once,
                                          lambda: float(s.streams.collect_interval_s)))
+        self._loops.append(self._guarded("engine hygiene", self.collector.hygiene_once, lambda: HYGIENE_INTERVAL_S))
         self._loops.append(self._guarded("loop lag", self._lag_once, lambda: 0.0))
         spawn(self._startup_pool(), name="startup pool", tasks=self._tasks)
 
