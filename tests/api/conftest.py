@@ -1,4 +1,8 @@
-"""API tests run the whole app in-process (TestClient runs the lifespan) against the in-memory runtime."""
+"""API tests run the whole app in-process (TestClient runs the lifespan) against the in-memory runtime.
+
+The client sends the API key on every request (reads need it too); a test that wants a keyless request passes
+``headers=NO_AUTH``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from aceorch.runtime.fake import InMemoryRuntime
 
 API_KEY = "test-key-123"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+#: Per-request headers that drop the client's default key.
+NO_AUTH = {"Authorization": ""}
 
 
 @pytest.fixture
@@ -31,7 +37,7 @@ def app_client(
         values: dict[str, Any] = {"api_key": API_KEY, "provision_wait_for": "running", "runtime": "docker"}
         values.update(overrides)
         settings = make_settings(**values)
-        client = TestClient(create_app(settings, runtime=fake_runtime))
+        client = TestClient(create_app(settings, runtime=fake_runtime), headers=AUTH)
         client.__enter__()
         clients.append(client)
         return client

@@ -6,6 +6,7 @@ from aceorch.errors import RuntimeFailure
 from aceorch.runtime.fake import InMemoryRuntime
 
 AUTH = {"Authorization": "Bearer test-key-123"}
+NO_AUTH = {"Authorization": ""}
 
 
 def test_provision_answers_200_with_ports_and_lists_the_engine(app_client: Any, fake_runtime: InMemoryRuntime) -> None:
@@ -27,17 +28,20 @@ def test_provision_answers_200_with_ports_and_lists_the_engine(app_client: Any, 
     assert info.spec.labels["aceorch.request_id"] == resp.headers["x-request-id"]
 
 
-def test_auth_401_403_and_open_read_endpoints(app_client: Any) -> None:
+def test_auth_401_403_and_the_keyless_reads(app_client: Any) -> None:
     client = app_client()
-    r = client.post("/provision/acestream", json={})
+    r = client.post("/provision/acestream", json={}, headers=NO_AUTH)
     assert r.status_code == 401 and r.json() == {"detail": "missing bearer token"}
     assert r.headers["www-authenticate"] == "Bearer"
     r = client.post("/provision/acestream", json={}, headers={"Authorization": "Bearer nope"})
     assert r.status_code == 403 and r.json() == {"detail": "invalid token"}
     # auth runs before body validation, malformed JSON included
-    r = client.post("/provision/acestream", content=b"{not json", headers={"Content-Type": "application/json"})
+    r = client.post("/provision/acestream", content=b"{not json",
+                    headers={"Content-Type": "application/json", **NO_AUTH})
     assert r.status_code == 401
-    assert client.get("/engines", headers={"Authorization": "Bearer wrong"}).status_code == 200
+    assert client.get("/engines", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    for path in ("/healthz", "/readyz", "/orchestrator/status"):
+        assert client.get(path, headers=NO_AUTH).status_code == 200, path
 
 
 def test_validation_errors_are_422_in_fastapi_shape(app_client: Any) -> None:
@@ -204,8 +208,8 @@ def test_gc_stops_idle_engines_above_the_floors(app_client: Any) -> None:
 
 
 def test_generic_containers_are_not_engines(app_client: Any, fake_runtime: InMemoryRuntime) -> None:
-    client = app_client()
-    r = client.post("/provision", json={"image": "busybox:latest", "ports": {"8080/tcp": 18080},
+    client = app_client(allowed_images="busybox")
+    r = client.post("/provision", json={"image": "busybox:latest", "ports": {"8080/tcp": 19080},
                                         "labels": {"role": "x"}, "name_prefix": "svc"}, headers=AUTH)
     assert r.status_code == 200, r.text
     assert r.json()["container_name"] == "svc-1"
@@ -213,7 +217,7 @@ def test_generic_containers_are_not_engines(app_client: Any, fake_runtime: InMem
     listed = client.get("/by-label?key=role&value=x", headers=AUTH).json()
     assert [c["name"] for c in listed] == ["svc-1"] and listed[0]["labels"]["aceorch.kind"] == "generic"
     assert client.get("/by-label?key=role", headers=AUTH).status_code == 422
-    clash = client.post("/provision", json={"ports": {"80/tcp": 18080}}, headers=AUTH)
+    clash = client.post("/provision", json={"ports": {"80/tcp": 19080}}, headers=AUTH)
     assert clash.status_code == 409 and clash.json()["detail"]["code"] == "port_conflict"
     assert client.delete(f"/containers/{r.json()['container_id']}", headers=AUTH).status_code == 200
-    assert client.post("/provision", json={"ports": {"80/tcp": 18080}}, headers=AUTH).status_code == 200
+    assert client.post("/provision", json={"ports": {"80/tcp": 19080}}, headers=AUTH).status_code == 200

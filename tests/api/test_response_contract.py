@@ -37,6 +37,8 @@ from support import wait_until
 GOLDEN = Path(__file__).with_name("response_contract.json")
 API_KEY = "contract-key-1"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+#: Per-request headers that drop the client's default key.
+NO_AUTH = {"Authorization": ""}
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 #: Loops that would change a body between two runs (health probes, stat collection, autoscaling) never tick.
 QUIET = {"health_check_interval_s": 3600, "collect_interval_s": 3600, "autoscale_interval_s": 3600,
@@ -126,9 +128,9 @@ def _started_body(engine: dict[str, Any], key: str, stream_id: str) -> dict[str,
 def run_main_scenario(tmp: Path, rec: Recorder) -> None:
     """Every route of an app without VPN: provisioning, streams and stats, status, containers, debug, errors."""
     runtime = InMemoryRuntime(images={"acestream/engine:latest", "nginx:alpine"})
-    settings = _settings(tmp)
+    settings = _settings(tmp, allowed_images="nginx:alpine,missing:latest")
     store = make_store(f"sqlite:///{tmp}/orch.db")
-    with TestClient(create_app(settings, runtime=runtime, store=store)) as client:
+    with TestClient(create_app(settings, runtime=runtime, store=store), headers=AUTH) as client:
         call = rec.call
         # service
         call(client, "GET /healthz", "GET", "/healthz", 200)
@@ -140,16 +142,17 @@ def run_main_scenario(tmp: Path, rec: Recorder) -> None:
         call(client, "GET /streams empty", "GET", "/streams", 200)
         call(client, "GET /debug/bundle 404 no session", "GET", "/debug/bundle", 404, headers=AUTH)
         # auth
-        call(client, "POST /provision/acestream 401", "POST", "/provision/acestream", 401, json={})
+        call(client, "POST /provision/acestream 401", "POST", "/provision/acestream", 401, json={}, headers=NO_AUTH)
         call(client, "POST /provision/acestream 403", "POST", "/provision/acestream", 403, json={},
              headers={"Authorization": "Bearer wrong"})
         call(client, "POST /provision/acestream 401 bad json", "POST", "/provision/acestream", 401,
-             content=b"{not json", headers={"Content-Type": "application/json"})
-        call(client, "POST /events/stream_started 401", "POST", "/events/stream_started", 401, json={})
-        call(client, "DELETE /containers 401", "DELETE", "/containers/x", 401)
+             content=b"{not json", headers={"Content-Type": "application/json", **NO_AUTH})
+        call(client, "POST /events/stream_started 401", "POST", "/events/stream_started", 401, json={},
+             headers=NO_AUTH)
+        call(client, "DELETE /containers 401", "DELETE", "/containers/x", 401, headers=NO_AUTH)
         # provisioning
         first = call(client, "POST /provision/acestream", "POST", "/provision/acestream", 200,
-                     json={"labels": {"test": "contract", "flag": True}, "env": {"A": 1}}, headers=AUTH)
+                     json={"labels": {"test": "contract", "flag": True}, "env": {"SIM_A": 1}}, headers=AUTH)
         call(client, "POST /provision/acestream no body", "POST", "/provision/acestream", 200, headers=AUTH)
         call(client, "POST /provision/acestream 422", "POST", "/provision/acestream", 422,
              json={"labels": {"a": None}}, headers=AUTH)
@@ -165,7 +168,7 @@ def run_main_scenario(tmp: Path, rec: Recorder) -> None:
         runtime.fail_next("create", RuntimeFailure("boom"))
         call(client, "POST /provision/acestream 500", "POST", "/provision/acestream", 500, json={}, headers=AUTH)
         generic = call(client, "POST /provision", "POST", "/provision", 200,
-                       json={"image": "nginx:alpine", "labels": {"role": "web"}, "env": {"X": "1"},
+                       json={"image": "nginx:alpine", "labels": {"role": "web"}, "env": {"SIM_X": "1"},
                              "ports": {"80/tcp": None}, "name_prefix": "web"}, headers=AUTH)
         call(client, "POST /provision 422", "POST", "/provision", 422, json={"ports": {"80": 1}}, headers=AUTH)
         call(client, "POST /scale up", "POST", "/scale/3", 200, headers=AUTH)
@@ -262,7 +265,7 @@ def run_vpn_scenario(tmp: Path, rec: Recorder) -> None:
     """An app whose VPN container is missing: the enabled VPN body and the vpn_disconnected refusal."""
     runtime = InMemoryRuntime()
     settings = _settings(tmp, gluetun_container_name="gluetun", gluetun_health_check_interval_s=1)
-    with TestClient(create_app(settings, runtime=runtime)) as client:
+    with TestClient(create_app(settings, runtime=runtime), headers=AUTH) as client:
         wait_until(lambda: client.get("/vpn/status").json()["last_check_at"], "the VPN monitor's first check")
         rec.call(client, "GET /vpn/status enabled", "GET", "/vpn/status", 200)
         rec.call(client, "GET /orchestrator/status vpn", "GET", "/orchestrator/status", 200)
@@ -322,7 +325,7 @@ def test_the_shape_check_catches_renames_drops_and_retypes() -> None:
 
 
 def _app_for_openapi(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(_settings(tmp_path), runtime=InMemoryRuntime())) as client:
+    with TestClient(create_app(_settings(tmp_path), runtime=InMemoryRuntime()), headers=AUTH) as client:
         yield client
 
 

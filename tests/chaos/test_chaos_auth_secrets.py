@@ -1,5 +1,6 @@
-"""R5: every Bearer route refuses a missing key (401) and a wrong one (403), and the key never reaches a log line,
-a debug record, a bundle or the SQLite store of the run."""
+"""R5: every Bearer route (reads included) refuses a missing key (401) and a wrong one (403), secret-looking label
+values leave every response masked, and the key never reaches a log line, a debug record, a bundle or the SQLite
+store of the run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from chaos_helpers import run_of
 from orchestrator_proc import Orchestrator
@@ -21,9 +23,18 @@ STREAM_EVENT = {
     "session": {"playback_session_id": "p1", "stat_url": "", "command_url": "", "is_live": 1},
 }
 
-#: (method, path, a valid body) of every route marked Bearer in api.md, plus DELETE /streams/{id}, which
-#: the OpenAPI document has and which mutates state.
+#: (method, path, a valid body) of every route that needs the key: all but OPEN_ROUTES.
 BEARER_ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/engines", None),
+    ("GET", "/engines/acestream-999", None),
+    ("GET", "/containers/acestream-999", None),
+    ("GET", "/streams", None),
+    ("GET", "/streams/r5%7Cp1/stats", None),
+    ("GET", "/health/status", None),
+    ("GET", "/vpn/status", None),
+    ("GET", "/debug/status", None),
+    ("GET", "/debug/stress", None),
+    ("GET", "/metrics", None),
     ("POST", "/provision/acestream", {}),
     ("POST", "/provision", {}),
     ("POST", "/scale/0", None),
@@ -39,14 +50,15 @@ BEARER_ROUTES: list[tuple[str, str, Any]] = [
     ("DELETE", "/streams/r5%7Cp1", None),
 ]
 
-OPEN_ROUTES = ["/engines", "/streams", "/orchestrator/status", "/health/status", "/vpn/status", "/debug/status",
-               "/healthz", "/readyz", "/metrics"]
+#: What proxies and probes read keyless (no label values), and the dashboard's files.
+OPEN_ROUTES = ["/orchestrator/status", "/healthz", "/readyz", "/panel/"]
 
 
 def template(path: str) -> str:
     first = path.split("?")[0]
     known = {"/scale/0": "/scale/{demand}", "/containers/acestream-999": "/containers/{container_id}",
-             "/streams/r5%7Cp1": "/streams/{stream_id}"}
+             "/streams/r5%7Cp1": "/streams/{stream_id}", "/engines/acestream-999": "/engines/{container_id}",
+             "/streams/r5%7Cp1/stats": "/streams/{stream_id}/stats"}
     for concrete, templ in known.items():
         if first == concrete:
             return templ
@@ -58,12 +70,13 @@ def test_bearer_routes_refuse_and_the_key_never_leaks(orch_factory: Callable[...
     wrong = f"R5wrong-{uuid.uuid4().hex}"
     o = orch_factory(api_key=key, DEBUG_MODE="true", LOG_LEVEL="DEBUG")
 
-    # Every mutating operation of the OpenAPI document is in the list (a new one must be added here).
+    # Every operation of the OpenAPI document but the open ones is in the list (a new one must be added here).
     spec = o.client.get("/openapi.json").json()
-    mutating = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops if m.upper() in ("POST", "DELETE")}
+    operations = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops if p not in OPEN_ROUTES}
     covered = {(m, template(p)) for m, p, _ in BEARER_ROUTES}
-    assert mutating <= covered, f"mutating routes not covered by R5: {sorted(mutating - covered)}"
+    assert operations <= covered, f"routes not covered by R5: {sorted(operations - covered)}"
 
+    bare = httpx.Client(base_url=o.client.base_url, timeout=60)  # o.client sends the key on every request
     failures: list[str] = []
     for method, path, body in BEARER_ROUTES:
         cases: list[tuple[str, dict[str, str], Any, int, str]] = [
@@ -79,7 +92,7 @@ def test_bearer_routes_refuse_and_the_key_never_leaks(orch_factory: Callable[...
             cases.append(("wrong key, bad body", {"Authorization": f"Bearer {wrong}"}, {"labels": [1], "engine": 5},
                           403, "invalid token"))
         for what, headers, payload, status, detail in cases:
-            r = o.client.request(method, path, headers=headers, json=payload)
+            r = bare.request(method, path, headers=headers, json=payload)
             got = (r.status_code, r.json() if r.headers.get("content-type", "").startswith("application/json")
                    else r.text)
             if got != (status, {"detail": detail}):
@@ -88,16 +101,22 @@ def test_bearer_routes_refuse_and_the_key_never_leaks(orch_factory: Callable[...
                 failures.append(f"{method} {path} ({what}): 401 without WWW-Authenticate: Bearer")
     assert not failures, "\n".join(failures)
 
-    # Open endpoints ignore Authorization, even a wrong key (acexy sends its key to /engines).
+    # Open endpoints ignore Authorization, even a wrong key.
     for path in OPEN_ROUTES:
-        r = o.client.get(path, headers={"Authorization": f"Bearer {wrong}"})
+        r = bare.get(path, headers={"Authorization": f"Bearer {wrong}"})
         assert r.status_code == 200, (path, r.status_code, r.text)
 
     # With the key: exercise the routes that log and record most, so a leak has every chance to show.
     auth = o.auth
     assert o.client.get("/engines", headers=auth).status_code == 200
-    prov = o.client.post("/provision/acestream", headers=auth, json={"labels": {"who": "r5"}})
+    prov = o.client.post("/provision/acestream", headers=auth,
+                         json={"labels": {"who": "r5", "db_password": "hunter2-r5"}})
     assert prov.status_code == 200, prov.text
+    # Secret-looking label values leave every response masked, as in the debug log.
+    cid = prov.json()["container_id"]
+    for path in ("/engines", f"/engines/{cid}", f"/containers/{cid}", "/by-label?key=who&value=r5"):
+        r = o.client.get(path, headers=auth)
+        assert r.status_code == 200 and "hunter2-r5" not in r.text and '"db_password":"***"' in r.text, (path, r.text)
     port = prov.json()["host_http_port"]
     event = {**STREAM_EVENT, "engine": {"host": "localhost", "port": port}}
     assert o.client.post("/events/stream_started", headers=auth, json=event).status_code == 200
@@ -136,3 +155,4 @@ def test_bearer_routes_refuse_and_the_key_never_leaks(orch_factory: Callable[...
                 leaks.append(f"{p.relative_to(run.dir)} holds {'the key' if secret == key else 'the wrong key'}")
     assert not leaks, leaks
     assert "Bearer" not in o.logs()
+    bare.close()

@@ -72,15 +72,20 @@ class Orchestrator:
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = cwd / "aceorch.log"
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+        self.client = self._client()
 
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
 
+    def _client(self) -> httpx.Client:
+        """A client that sends the key on every request, as acexy and the dashboard do (reads need it too)."""
+        headers = self.auth if self.api_key else {}
+        return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60, headers=headers)
+
     def start(self, *, wait_ready: bool = True) -> Orchestrator:
         self.client.close()
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+        self.client = self._client()
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "aceorch", "serve"],

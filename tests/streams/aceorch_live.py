@@ -25,6 +25,8 @@ from support import wait_until
 
 API_KEY = "live-test-key-7f3a"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+#: Per-request headers that drop the client's default key.
+NO_AUTH = {"Authorization": ""}
 #: Fast simulator timings for engines started by the tests (engine-api.md §13).
 FAST_SIM_ENV = {"SIM_TIME_SCALE": "0.1", "SIM_TIME_TO_DL_S": "2"}
 
@@ -83,7 +85,8 @@ class LiveServer:
         self.url = url
         self.app = app
         self.settings = settings
-        self.client = httpx.Client(base_url=url, timeout=30.0)
+        # acexy sends its key on every call; so does this client (a test drops it with headers=NO_AUTH)
+        self.client = httpx.Client(base_url=url, timeout=30.0, headers=AUTH)
 
     def provision(self, env: dict[str, str] | None = None, **body: Any) -> dict[str, Any]:
         """POST /provision/acestream; asserts 200 and returns the AceProvisionResponse."""

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from aceorch_live import AUTH, LiveServer, port_refuses, sim_state
+from aceorch_live import AUTH, NO_AUTH, LiveServer, port_refuses, sim_state
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import wait_until
@@ -105,7 +105,7 @@ def test_delete_stream_stops_the_session_on_the_engine(live: Callable[..., LiveS
     again = srv.client.delete(f"/streams/{quote(stream['id'], safe='')}", headers=AUTH)
     assert again.status_code == 200 and again.json()["stopped"] is False
     assert srv.client.delete("/streams/nope%7Cnope", headers=AUTH).status_code == 404
-    assert srv.client.delete(f"/streams/{quote(stream['id'], safe='')}").status_code == 401
+    assert srv.client.delete(f"/streams/{quote(stream['id'], safe='')}", headers=NO_AUTH).status_code == 401
 
 
 def test_unknown_session_and_empty_stat_url_end_as_stale(live: Callable[..., LiveServer]) -> None:

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from aceorch import __version__
 from aceorch.api.errors import register_exception_handlers
 from aceorch.api.middleware import RequestContextMiddleware
+from aceorch.api.policy import cors_origins
 from aceorch.api.routes import containers, debug, engines, provision, service, status, streams
 from aceorch.config import Settings
 from aceorch.debuglog.writer import DebugLog
@@ -66,14 +67,21 @@ def create_app(
 
     mount_dashboard(app)
 
+    # The last middleware added is the outermost: CORS (when on) wraps the guards, so that a listed origin's
+    # page also reads their refusals.
     app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["*"],
-        allow_headers=["*"],
-        allow_credentials=False,
-        expose_headers=["X-Request-ID", "Retry-After"],
+        RequestContextMiddleware, record=log.log, body_timeout_s=settings.api.request_body_timeout_s,
+        cors_origins=cors_origins(settings),
     )
-    app.add_middleware(RequestContextMiddleware, record=log.log)
+    origins = sorted(cors_origins(settings))
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "traceparent"],
+            allow_credentials=False,
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     return app
 

@@ -1,4 +1,8 @@
-"""The routes' dependencies: the service, and the bearer-key check.
+"""The routes' dependencies: the service, and the bearer-key checks.
+
+Every route needs the key when ``API_KEY`` is set, except ``/healthz``, ``/readyz`` and ``/orchestrator/status``
+(proxies read them keyless; they hold no label values) and the dashboard's files. ``/metrics`` needs it when
+``METRICS_AUTH=key`` (the default).
 
 The key check is :data:`bearer` (FastAPI's ``HTTPBearer``, so that OpenAPI shows the scheme) followed by a
 constant-time comparison with ``API_KEY``. It runs before body validation: a request that needs the key and
@@ -15,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from aceorch.service.core import Service
 
-__all__ = ["get_service", "ServiceDep", "bearer", "require_key", "check_auth", "check_key"]
+__all__ = ["get_service", "ServiceDep", "bearer", "require_key", "require_metrics_key", "check_auth", "check_key"]
 
 
 def get_service(request: Request) -> Service:
@@ -54,3 +58,11 @@ def require_key(
 ) -> None:
     """The dependency of every route that needs the key."""
     check_key(request, credentials)
+
+
+def require_metrics_key(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    """The dependency of ``/metrics``: the key check unless ``METRICS_AUTH=none``."""
+    if request.app.state.settings.api.metrics_auth == "key":
+        check_key(request, credentials)

@@ -1,7 +1,21 @@
-"""The API's pure ASGI middleware: request ids, the 1 MiB body limit, per-request timing, and the last-resort 500."""
+"""The API's pure ASGI middleware: request ids, the request guards, per-request timing, and the last-resort 500.
+
+The guards answer before any route runs, in this order:
+
+- 413 when ``Content-Length`` or the body actually received (chunked included) passes 1 MiB;
+- 403 when a request that changes something (any method but GET, HEAD, OPTIONS) comes from a web page of another
+  origin: its ``Origin`` is neither the request's own host nor listed in ``CORS_ORIGINS``;
+- 415 when such a request carries a body, or a ``Content-Type``, that is not JSON: only ``application/json`` bodies,
+  which a browser cannot send across origins without a preflight. A request with no body and no ``Content-Type``
+  (``POST /scale/3``) passes;
+- 408 when the body has not arrived within ``REQUEST_BODY_TIMEOUT_S``.
+
+The body is read here, bounded in size and time, and replayed to the app.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -15,12 +29,32 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aceorch.aiokits import request_id_var, trace_id_var
 
-__all__ = ["RequestContextMiddleware", "pick_request_id"]
+__all__ = ["RequestContextMiddleware", "pick_request_id", "is_json_type", "same_or_listed_origin", "MAX_BODY"]
 
 logger = logging.getLogger("aceorch.api")
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+#: The largest request body, in bytes.
 MAX_BODY = 1024 * 1024
+#: Methods that only read: no origin or body-type check.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The header that ends the connection after an answer given before the body was read whole.
+CLOSE = [(b"connection", b"close")]
+JSON_TYPE = re.compile(r"^application/(?:[a-z0-9.+-]+\+)?json$")
+
+
+def is_json_type(content_type: str) -> bool:
+    """Whether a ``Content-Type`` value is JSON (``application/json``, ``application/x+json``; parameters allowed)."""
+    return bool(JSON_TYPE.match(content_type.split(";", 1)[0].strip().lower()))
+
+
+def same_or_listed_origin(origin: str, host: str | None, allowed: frozenset[str]) -> bool:
+    """Whether a browser's ``Origin`` may change things: the request's own host, or one of ``CORS_ORIGINS``."""
+    origin = origin.strip().lower().rstrip("/")
+    if origin in allowed:
+        return True
+    _, sep, netloc = origin.partition("://")
+    return bool(sep) and host is not None and netloc == host.strip().lower()
 
 
 def pick_request_id(headers: dict[str, str]) -> tuple[str, str | None]:
@@ -43,11 +77,20 @@ def pick_request_id(headers: dict[str, str]) -> tuple[str, str | None]:
 
 
 class RequestContextMiddleware:
-    """Request and trace ids (echoed as ``X-Request-ID``), 413 past 1 MiB, a traceback-free 500, request timing."""
+    """Request and trace ids (echoed as ``X-Request-ID``), the guards above, a traceback-free 500, request timing."""
 
-    def __init__(self, app: ASGIApp, record: Callable[..., None]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        record: Callable[..., None],
+        *,
+        body_timeout_s: float = 10.0,
+        cors_origins: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.record = record
+        self.body_timeout_s = body_timeout_s
+        self.cors_origins = frozenset(o.strip().lower().rstrip("/") for o in cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,26 +121,49 @@ class RequestContextMiddleware:
             await send_wrapper({"type": "http.response.body", "body": data})
 
         length = headers.get("content-length")
+        method = str(scope.get("method", "GET")).upper()
         try:
             if length is not None and length.isdigit() and int(length) > MAX_BODY:
                 await reply(413, {"detail": "request body too large"})
                 return
-            received = 0
+            mutating = method not in SAFE_METHODS
+            content_type = headers.get("content-type")
+            origin = headers.get("origin")
+            if mutating and origin is not None and not same_or_listed_origin(origin, headers.get("host"),
+                                                                              self.cors_origins):
+                await reply(403, {"detail": f"cross-origin request refused: Origin {origin!r} is neither this "
+                                            "host nor listed in CORS_ORIGINS"})
+                return
+            if mutating and content_type is not None and not is_json_type(content_type):
+                await reply(415, {"detail": f"unsupported Content-Type {content_type!r}: send the body as JSON "
+                                            "with the header 'Content-Type: application/json'"})
+                return
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    body, first = await _read_body(receive)
+            except TimeoutError:
+                await reply(408, {"detail": f"request body not received within {self.body_timeout_s:g} s"}, CLOSE)
+                return
+            except _TooLarge:
+                await reply(413, {"detail": "request body too large"}, CLOSE)
+                return
+            if first is not None and first["type"] == "http.disconnect":
+                return
+            if mutating and body and content_type is None:
+                await reply(415, {"detail": "missing Content-Type: send the body as JSON with the header "
+                                            "'Content-Type: application/json'"})
+                return
+            replayed = False
 
-            async def limited_receive() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > MAX_BODY:
-                        raise _TooLarge()
-                return message
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
 
             try:
-                await self.app(scope, limited_receive, send_wrapper)
-            except _TooLarge:
-                if not status_holder["started"]:
-                    await reply(413, {"detail": "request body too large"})
+                await self.app(scope, replay, send_wrapper)
             except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback to the client
                 logger.exception("unhandled error (request id %s)", request_id)
                 self.record("errors", component="api", operation=scope.get("path"), error_type=type(exc).__name__,
@@ -122,3 +188,20 @@ class RequestContextMiddleware:
 
 class _TooLarge(Exception):
     """The body grew past the limit while it was read."""
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Message | None]:
+    """The whole request body (at most :data:`MAX_BODY` bytes), and the disconnect message if the client left."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), message
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _TooLarge()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), None

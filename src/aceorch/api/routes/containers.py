@@ -17,7 +17,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/containers/{container_id}", response_model=ContainerPublic, responses=ERRORS)
+@router.get("/containers/{container_id}", response_model=ContainerPublic, responses={**AUTH_ERRORS, **ERRORS},
+            dependencies=[Depends(require_key)])
 async def read_container(container_id: str, service: ServiceDep) -> ContainerPublic:
     """A managed container, by id, unique id prefix, or name."""
     info = await service.fleet.find_managed(container_id)

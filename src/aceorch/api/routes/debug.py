@@ -18,7 +18,8 @@ from aceorch.errors import DebugDirError
 router = APIRouter(tags=["debug"])
 
 
-@router.get("/debug/status", response_model=DebugStatusPublic)
+@router.get("/debug/status", response_model=DebugStatusPublic, dependencies=[Depends(require_key)],
+            responses=AUTH_ERRORS)
 async def debug_status(service: ServiceDep) -> DebugStatusPublic:
     """Whether debug mode is on, the session, its files and counters."""
     return DebugStatusPublic.model_validate(await service.debug.status())
@@ -69,7 +70,8 @@ async def debug_bundle(
     )
 
 
-@router.get("/debug/stress", response_model=list[StressEventPublic])
+@router.get("/debug/stress", response_model=list[StressEventPublic], dependencies=[Depends(require_key)],
+            responses=AUTH_ERRORS)
 async def debug_stress(
     request: Request,
     service: ServiceDep,

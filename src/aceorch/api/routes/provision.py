@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path
 
 from aceorch.aiokits import request_id_var
 from aceorch.api.deps import ServiceDep, require_key
+from aceorch.api.policy import check_ace_body, check_generic_body
 from aceorch.api.schemas import (
     AUTH_ERRORS,
     ContainerProvisionedPublic,
@@ -37,6 +38,7 @@ PROVISION_ERRORS: dict[int | str, dict[str, Any]] = {
 async def provision_acestream(service: ServiceDep, body: ProvisionAceBody | None = None) -> EngineProvisionedPublic:
     """Start one AceStream engine and answer once it is ready. No body means ``{}``."""
     body = body or ProvisionAceBody()
+    check_ace_body(service.settings, body)
     engine, _ = await service.provisioning.provision(
         ProvisionRequest(
             image=body.image, labels=body.labels, env=body.env, host_port=body.host_port, source="api",
@@ -52,6 +54,7 @@ async def provision_container(
 ) -> ContainerProvisionedPublic:
     """Start a generic (non-engine) managed container. No body means ``{}``."""
     body = body or ProvisionGenericBody()
+    check_generic_body(service.settings, body)
     started = await service.provisioning.provision_generic(
         image=body.image, env=body.env, labels=body.labels, ports=body.ports, name_prefix=body.name_prefix,
         request_id=request_id_var.get(),

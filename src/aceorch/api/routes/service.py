@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from aceorch.api.deps import ServiceDep
-from aceorch.api.schemas import LivenessPublic, ReadinessPublic
+from aceorch.api.deps import ServiceDep, require_metrics_key
+from aceorch.api.schemas import AUTH_ERRORS, LivenessPublic, ReadinessPublic
 
 router = APIRouter(tags=["service"])
 
@@ -29,10 +29,10 @@ async def readyz(service: ServiceDep) -> ReadinessPublic | JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=503, headers={"Retry-After": "5"})
 
 
-@router.get("/metrics", response_class=Response,
+@router.get("/metrics", response_class=Response, dependencies=[Depends(require_metrics_key)],
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                             "description": "the Prometheus text exposition format"}})
-@router.get("/metrics/", response_class=Response, include_in_schema=False)
+                             "description": "the Prometheus text exposition format"}, **AUTH_ERRORS})
+@router.get("/metrics/", response_class=Response, include_in_schema=False, dependencies=[Depends(require_metrics_key)])
 async def metrics(service: ServiceDep) -> Response:
     """Prometheus text format."""
     return Response(service.render_metrics(), media_type=CONTENT_TYPE_LATEST)

@@ -24,13 +24,15 @@ async def orchestrator_status(service: ServiceDep) -> OrchestratorStatusPublic:
     return OrchestratorStatusPublic.model_validate(service.status.orchestrator_status())
 
 
-@router.get("/vpn/status", response_model=VpnStatusPublic)
+@router.get("/vpn/status", response_model=VpnStatusPublic, dependencies=[Depends(require_key)],
+            responses=AUTH_ERRORS)
 async def vpn_status(service: ServiceDep) -> VpnStatusPublic:
     """The VPN monitor's last check."""
     return VpnStatusPublic.model_validate(service.status.vpn_status())
 
 
-@router.get("/health/status", response_model=HealthStatusPublic)
+@router.get("/health/status", response_model=HealthStatusPublic, dependencies=[Depends(require_key)],
+            responses=AUTH_ERRORS)
 async def health_status(service: ServiceDep) -> HealthStatusPublic:
     """Engine health counts and both circuit breakers."""
     return HealthStatusPublic.model_validate(service.status.health_status())

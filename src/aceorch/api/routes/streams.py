@@ -45,7 +45,8 @@ async def stream_ended(body: StreamEndedBody, service: ServiceDep) -> StreamEnde
     return StreamEndedPublic(updated=updated, stream=StreamPublic.model_validate(stream) if stream else None)
 
 
-@router.get("/streams", response_model=list[StreamPublic])
+@router.get("/streams", response_model=list[StreamPublic], dependencies=[Depends(require_key)],
+            responses=AUTH_ERRORS)
 async def read_streams(
     service: ServiceDep,
     status: Literal["started", "ended"] | None = None,
@@ -66,7 +67,8 @@ def _since(since: str | None) -> datetime | None:
         ) from None
 
 
-@router.get("/streams/{stream_id}/stats", response_model=list[StatSnapshotPublic])
+@router.get("/streams/{stream_id}/stats", response_model=list[StatSnapshotPublic],
+            dependencies=[Depends(require_key)], responses=AUTH_ERRORS)
 async def read_stream_stats(
     stream_id: str, service: ServiceDep, since: Annotated[str | None, Query()] = None
 ) -> list[StatSnapshotPublic]:

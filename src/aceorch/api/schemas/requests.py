@@ -1,15 +1,24 @@
 """The API's request bodies: provisioning, and the stream events proxies send.
 
-Bodies ignore unknown fields; label and env values that are booleans or numbers become strings
-(``true``/``false``, ``3``), and anything else that is not a string fails validation.
+Unknown fields of a provision body are refused (422); the stream events proxies send ignore them, so that a
+newer proxy's extra fields do not break its events. Label and env values that are booleans or numbers become strings
+(``true``/``false``, ``3``); anything else that is not a string, and any non-finite number, fails validation.
+
+A provision body is also checked here for what needs no settings: at most 64 labels, keys of 1-128 and values of
+at most 1,024 characters; label keys under ``aceorch.``, ``host.``, ``acestream.`` and ``com.docker.`` are
+reserved (aceorch and Docker write those); env names of the deny-list (names that change how a program loads or
+runs: ``LD_*``, ``PYTHON*``, ``PATH``, ``BROWSER``, ...) are refused whatever ``ENGINE_ENV_ALLOW`` says; env values
+hold no NUL and no line break, except ``CONF``, whose lines must each be an ``--option``. The checks that depend on
+the settings live in :mod:`aceorch.api.policy`.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "ProvisionAceBody",
@@ -19,9 +28,32 @@ __all__ = [
     "SessionRef",
     "StreamStartedBody",
     "StreamEndedBody",
+    "env_denied",
+    "DENIED_ENV",
+    "RESERVED_LABEL_PREFIXES",
+    "MAX_LABEL_VALUE",
 ]
 
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: The longest label value, in characters.
+MAX_LABEL_VALUE = 1024
+#: Label key prefixes aceorch and Docker write; a client may not set them.
+RESERVED_LABEL_PREFIXES = ("aceorch.", "host.", "acestream.", "com.docker.")
+#: Env names that change how a program loads or runs (matched case-insensitively; ``*`` ends a prefix).
+DENIED_ENV = (
+    "LD_*", "PYTHON*", "PATH", "BROWSER", "PERL5*", "PERLLIB", "PERLIO*", "BASH_ENV", "BASH_FUNC_*", "ENV", "IFS",
+    "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND", "CDPATH", "HOME", "SHELL", "TMPDIR", "NODE_OPTIONS",
+    "NODE_PATH", "RUBYOPT", "RUBYLIB", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "GCONV_PATH",
+    "GLIBC_TUNABLES", "MALLOC_*", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "NLSPATH", "LOCPATH",
+    "SSLKEYLOGFILE", "OPENSSL_CONF", "OPENSSL_ENGINES", "PAGER", "EDITOR", "VISUAL", "LESSOPEN", "LESSCLOSE",
+    "GIT_*", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+)
+
+
+def env_denied(name: str) -> bool:
+    """Whether an env name is on the deny-list (always refused)."""
+    upper = name.upper()
+    return any(upper.startswith(p[:-1]) if p.endswith("*") else upper == p for p in DENIED_ENV)
 
 
 def _stringify(value: Any) -> Any:
@@ -30,6 +62,8 @@ def _stringify(value: Any) -> Any:
         for k, v in value.items():
             if isinstance(v, bool):
                 out[k] = "true" if v else "false"
+            elif isinstance(v, float) and not math.isfinite(v):
+                out[k] = v  # inf and NaN fail validation as non-strings
             elif isinstance(v, (int, float, str)):
                 out[k] = str(v)
             else:
@@ -42,47 +76,76 @@ StrMap = Annotated[dict[str, str], BeforeValidator(_stringify), Field(max_length
 
 
 def _check_label_keys(value: dict[str, str]) -> dict[str, str]:
-    for key in value:
+    for key, item in value.items():
         if not 1 <= len(key) <= 128:
             raise ValueError("label keys must be 1-128 characters")
+        if len(item) > MAX_LABEL_VALUE:
+            raise ValueError(f"label {key!r}: values are at most {MAX_LABEL_VALUE} characters")
     return value
 
 
-def _check_env_keys(value: dict[str, str]) -> dict[str, str]:
+def _check_provision_labels(value: dict[str, str]) -> dict[str, str]:
+    _check_label_keys(value)
     for key in value:
+        if key.lower().startswith(RESERVED_LABEL_PREFIXES):
+            raise ValueError(f"label key {key!r} is reserved: keys under {', '.join(RESERVED_LABEL_PREFIXES)} "
+                             "are written by aceorch and Docker")
+        if "\0" in key:
+            raise ValueError("label keys hold no NUL")
+    return value
+
+
+def _check_env(value: dict[str, str]) -> dict[str, str]:
+    for key, item in value.items():
         if not ENV_KEY.match(key):
             raise ValueError(f"env key {key!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        if env_denied(key):
+            raise ValueError(f"env name {key!r} is refused: it changes how programs load or run")
+        if "\0" in item:
+            raise ValueError(f"env {key!r}: values hold no NUL")
+        if key == "CONF":
+            bad = [line for line in item.splitlines() if line.strip() and not line.strip().startswith("--")]
+            if bad or "\r" in item:
+                raise ValueError("env CONF: one --option per line")
+        elif "\n" in item or "\r" in item:
+            raise ValueError(f"env {key!r}: values hold no line break")
+    return value
+
+
+def _port_key(value: str) -> str:
+    if not 1 <= int(value.split("/", 1)[0]) <= 65535:
+        raise ValueError("container ports are 1-65535")
     return value
 
 
 class ProvisionAceBody(BaseModel):
     """``POST /provision/acestream``: the image, labels, env and optional fixed host port of one engine."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     image: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^\S+$")] | None = None
     labels: StrMap = Field(default_factory=dict)
     env: StrMap = Field(default_factory=dict)
     host_port: Annotated[int, Field(ge=1, le=65535)] | None = None
 
-    _labels = field_validator("labels")(_check_label_keys)
-    _env = field_validator("env")(_check_env_keys)
+    _labels = field_validator("labels")(_check_provision_labels)
+    _env = field_validator("env")(_check_env)
 
 
 class ProvisionGenericBody(BaseModel):
     """``POST /provision``: a generic managed container's image, labels, env, ports and name prefix."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     image: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^\S+$")] | None = None
     labels: StrMap = Field(default_factory=dict)
     env: StrMap = Field(default_factory=dict)
-    ports: dict[Annotated[str, Field(pattern=r"^\d{1,5}/(tcp|udp)$")],
+    ports: dict[Annotated[str, Field(pattern=r"^\d{1,5}/(tcp|udp)$"), AfterValidator(_port_key)],
                 Annotated[int, Field(ge=1, le=65535)] | None] = Field(default_factory=dict)
     name_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$")] = "svc"
 
-    _labels = field_validator("labels")(_check_label_keys)
-    _env = field_validator("env")(_check_env_keys)
+    _labels = field_validator("labels")(_check_provision_labels)
+    _env = field_validator("env")(_check_env)
 
 
 class EngineRef(BaseModel):

@@ -3,7 +3,8 @@
 Models are named ``<Thing>Public``. Those built from domain objects read their attributes
 (``from_attributes``); the others validate the service's read models, dicts or objects alike. Every time
 leaves as :data:`Time`, ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` or null, the form acexy decodes with Go's RFC 3339
-parser. Lists are bare JSON arrays.
+parser. Lists are bare JSON arrays. Label values whose names look secret (``db_password``, ``api_key``) leave as
+``***``, by the debug log's rule (:func:`aceorch.debuglog.masking.is_secret_name`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     PlainSerializer,
@@ -21,10 +23,13 @@ from pydantic import (
 )
 
 from aceorch.control.breaker import BreakerState
+from aceorch.debuglog.masking import is_secret_name, maskable
 from aceorch.models import HealthStatus, format_time
 
 __all__ = [
     "Time",
+    "Labels",
+    "mask_labels",
     "AUTH_ERRORS",
     "Message",
     "ErrorPublic",
@@ -63,6 +68,15 @@ __all__ = [
     "ReadinessChecksPublic",
     "ReadinessPublic",
 ]
+
+
+def mask_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Labels with the values of secret-looking names replaced by ``***``."""
+    return {k: "***" if is_secret_name(k) and maskable(v) else v for k, v in labels.items()}
+
+
+#: Labels as they leave the API: secret-looking values masked.
+Labels = Annotated[dict[str, str], AfterValidator(mask_labels)]
 
 
 def _format_time(value: datetime) -> str:
@@ -127,7 +141,7 @@ class EnginePublic(_Public):
     container_name: str
     host: str
     port: int
-    labels: dict[str, str]
+    labels: Labels
     first_seen: Time
     last_seen: Time
     streams: list[str]
@@ -159,7 +173,7 @@ class StreamPublic(_Public):
     ended_at: Time | None
     status: Literal["started", "ended"]
     end_reason: str | None
-    labels: dict[str, str]
+    labels: Labels
 
 
 class EngineDetailPublic(_Public):
@@ -221,7 +235,7 @@ class ContainerPublic(_Public):
     image: str
     created: Time
     status: str
-    labels: dict[str, str]
+    labels: Labels
     ports: dict[str, list[dict[str, str]] | None]
 
 

@@ -88,13 +88,11 @@
   }
 
   // ---------------------------------------------------------------- fetch
-  /** Call the API. `auth` adds the Bearer header (Bearer endpoints only). Throws ApiError with a readable text. */
-  async function api(method, path, { auth = false, raw = false } = {}) {
+  /** Call the API, with the Bearer key when one is saved (reads need it too). Throws ApiError with a readable text. */
+  async function api(method, path, { raw = false } = {}) {
     const headers = { Accept: "application/json" };
-    if (auth) {
-      const key = getKey();
-      if (key) headers.Authorization = `Bearer ${key}`;
-    }
+    const key = getKey();
+    if (key) headers.Authorization = `Bearer ${key}`;
     let resp;
     try {
       resp = await fetch(path, { method, headers, cache: "no-store" });
