@@ -126,9 +126,9 @@ def ensure_docker() -> None:
 
 def orchestrator_class() -> Any:
     """``tests/integration/orchestrator_proc.Orchestrator``: the real ``aceorch serve`` as a child process."""
-    path = str(ROOT / "tests" / "integration")
-    if path not in sys.path:
-        sys.path.insert(0, path)
+    for path in (str(ROOT / "tests"), str(ROOT / "tests" / "integration")):  # support.py, orchestrator_proc.py
+        if path not in sys.path:
+            sys.path.insert(0, path)
     import orchestrator_proc
 
     return orchestrator_proc

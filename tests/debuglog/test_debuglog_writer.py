@@ -253,7 +253,7 @@ def test_the_enabled_line_is_logged_even_above_info(make_settings: Any) -> None:
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     cwd = os.getcwd()
-    os.chdir(Path(make_settings().debug_log_dir).parent)
+    os.chdir(Path(make_settings().debug.debug_log_dir).parent)
     log = DebugLog(make_settings(debug_mode=True, debug_log_dir="./dl_rel"), version="1")
     try:
         log = DebugLog(make_settings(debug_mode=True, debug_log_dir="./dl_rel"), version="1")
