@@ -150,9 +150,6 @@ class EnginePublic(_Public):
     last_cache_cleanup: Time | None
     last_stream_usage: Time | None
     cache_size_bytes: int | None
-    #: With health_status ``unreachable``: why, and the address aceorch tried (null otherwise).
-    unreachable_reason: str | None
-    unreachable_address: str | None
     #: CPU use (100 = one CPU busy) and memory in use in bytes, as last sampled from the runtime (null: unknown).
     cpu_percent: float | None
     memory_bytes: int | None
