@@ -78,7 +78,7 @@ def setup_logging(settings: Settings) -> None:
     root.setLevel(settings.api.log_level.value)
     # The "Debug mode enabled" line is logged even when LOG_LEVEL is above INFO.
     logging.getLogger("aceorch.debuglog").setLevel(logging.INFO)
-    for noisy in ("uvicorn.access", "httpx", "httpcore", "aiodocker"):
+    for noisy in ("uvicorn.access", "httpx", "httpcore", "aiodocker", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
