@@ -44,6 +44,9 @@ class EngineConfig:
     max_sessions: int = 0
     time_scale: float = 1.0
     log_requests: bool = False
+    cache_dir: str | None = None
+    """``SIM_CACHE_DIR``; None means a temporary directory made on first use."""
+    cache_limit_mb: int = 64
 
 
 def _parse_conf(raw: str) -> tuple[int | None, int | None, bool, list[str]]:
@@ -143,4 +146,8 @@ def load_config(env: Mapping[str, str], flags: Mapping[str, str] | None = None) 
         cfg.time_scale = parse_float("SIM_TIME_SCALE", value)
     if (value := get("SIM_LOG_REQUESTS")) is not None:
         cfg.log_requests = parse_bool("SIM_LOG_REQUESTS", value)
+    if (value := get("SIM_CACHE_DIR")) is not None:
+        cfg.cache_dir = value.strip()
+    if (value := get("SIM_CACHE_LIMIT_MB")) is not None:
+        cfg.cache_limit_mb = parse_int("SIM_CACHE_LIMIT_MB", value, minimum=0)
     return cfg

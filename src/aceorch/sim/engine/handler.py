@@ -56,8 +56,11 @@ def client_allowed(address: str) -> bool:
     return ip.is_loopback or any(ip in net for net in _RFC1918)
 
 
-def stat_payload(session: Session, progress: Progress) -> dict[str, Any]:
-    """The ``stat`` response for a session: the real engine's fields, with this moment's progress."""
+def stat_payload(session: Session, progress: Progress, cache_stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``stat`` response for a session: the real engine's fields, with this moment's progress.
+
+    ``cache_stats`` is the engine's ``disk_cache_stats`` (its cache directory now); without it, the session's
+    download stands in."""
     payload: dict[str, Any] = {
         "status": progress.status,
         "peers": progress.peers,
@@ -78,7 +81,8 @@ def stat_payload(session: Session, progress: Progress) -> dict[str, Any]:
         "network_monitor_status": 0,
         "network_monitor_started": False,
         "debug_level": 0,
-        "disk_cache_stats": {
+        "disk_cache_stats": cache_stats
+        or {
             "avail": 3199156224,
             "disk_cache_limit": 2266017044,
             "inactive_inuse": 0,
@@ -302,7 +306,7 @@ class EngineHandler(PlaybackHandler):
             self.ace_json(None, UNKNOWN_SESSION)
             return
         sim.touch(token)
-        self.ace_json(stat_payload(session, progress), None)
+        self.ace_json(stat_payload(session, progress, sim.cache.stats()), None)
 
     def stop_command(self, infohash: str, token: str, query: dict[str, str]) -> None:
         """``/ace/cmd/<infohash>/<token>?method=stop``: end the session."""

@@ -124,8 +124,12 @@ class PlaybackHandler(SimRequestHandler):
             sim.adjust(token, readers=-1)
 
     def stream(self, token: str) -> None:
-        """Send MPEG-TS: a burst, then a steady rate, while the session flows; end on ``cut`` or its end."""
+        """Send MPEG-TS: a burst, then a steady rate, while the session flows; end on ``cut`` or its end.
+
+        What is sent also goes to the disk cache, as the real engine keeps what it plays."""
         sim = self.sim
+        session = sim.session(token)
+        infohash = session.infohash if session is not None else token
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "video/MP2T")
@@ -147,6 +151,7 @@ class PlaybackHandler(SimRequestHandler):
                 data = generator.chunk(packets)
                 self.wfile.write(data)
                 sim.count("bytes_streamed", len(data))
+                sim.cache.store(infohash, data)
                 sim.touch(token)
                 sim.stop_event.wait(STREAM_TICK_S)
         except OSError:
@@ -197,6 +202,7 @@ class PlaybackHandler(SimRequestHandler):
         sim.touch(session.token)
         body = _segment()
         sim.count("bytes_streamed", len(body))
+        sim.cache.store(infohash, body)
         self.send_body(200, body, "video/MP2T")
 
 

@@ -2,8 +2,9 @@
 
 :meth:`EngineSimulator.run` runs the lifecycle on the calling thread: the startup delay, ``SIM_FAIL_START``,
 opening the port, then a 50 ms tick that fires the crash timer, expires idle sessions and carries out
-``/__sim/restart``, until SIGTERM sets ``stop_event``. The server answers each request on its own daemon
-thread, so a hung request blocks nobody else and never delays process exit.
+``/__sim/restart``, until SIGTERM sets ``stop_event``; then a temporary cache directory is removed. The
+server answers each request on its own daemon thread, so a hung request blocks nobody else and never delays
+process exit.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class EngineSimulator(EngineState):
                 self._tick()
         finally:
             self._close()
+            self.cache.close()
         log("engine-sim: stopped")
         return 0
 
@@ -117,6 +119,8 @@ _FLAGS: list[tuple[str, str, str]] = [
     ("--session-idle", "SIM_SESSION_IDLE_S", "idle sessions expire after this long (default 60)"),
     ("--max-sessions", "SIM_MAX_SESSIONS", "cap on concurrent sessions (0 = none)"),
     ("--time-scale", "SIM_TIME_SCALE", "multiplies built-in delays (default 1)"),
+    ("--cache-dir", "SIM_CACHE_DIR", "the disk cache streaming fills (default: a temporary directory)"),
+    ("--cache-limit-mb", "SIM_CACHE_LIMIT_MB", "disk cache size limit in MiB (default 64; 0 = no cache)"),
 ]
 
 

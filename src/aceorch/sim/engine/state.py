@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from aceorch.sim.engine.cache import DiskCache
 from aceorch.sim.engine.config import ENGINE_MODES, EngineConfig
 from aceorch.sim.engine.content import Source, normalise_mode, parse_content_mode
 
@@ -115,6 +116,8 @@ class EngineState:
         self._port_open = False
         self._playlist_loaded_at = 0.0
         self._restart_down_s: float | None = None
+        #: The disk cache that streaming fills (``SIM_CACHE_DIR``), reported by ``stat``.
+        self.cache = DiskCache(config.cache_dir, config.cache_limit_mb << 20)
 
     # ----------------------------------------------------------------- derived values
 
@@ -369,6 +372,7 @@ class EngineState:
                 },
                 "sessions": sessions,
                 "counters": json.loads(json.dumps(self._counters)),
+                "cache": {"dir": self.cache.path, "bytes": self.cache.size(), "limit": self.cache.limit_bytes},
             }
 
     def apply_update(self, body: Any) -> str | None:
