@@ -81,6 +81,7 @@ async def test_a_running_engine_that_never_answers_is_kept_as_unreachable(
     [line] = [r for r in caplog.records if "acestream-7" in r.getMessage()]
     assert line.levelname == "WARNING"
     assert "DOCKER_NETWORK (now aceorch" in line.getMessage() and "ENGINE_ADVERTISE_HOST" in line.getMessage()
+    assert (line.__dict__["operation"], line.__dict__["address"]) == ("adopt_unreachable", "http://127.0.0.1:19100")
     # Later reconciles keep it: not answering is no reason to remove a running engine.
     await p.fleet.reconcile()
     await p.settle()

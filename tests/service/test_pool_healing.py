@@ -85,6 +85,8 @@ async def test_at_capacity_the_hung_engine_is_stopped_before_its_replacement_sta
     assert not [r for r in caplog.records if "Maximum number of engines" in r.getMessage()]
     [line] = [r for r in caplog.records if "replaced unhealthy engine acestream-2" in r.getMessage()]
     assert line.levelname == "INFO" and "at capacity" in line.getMessage()
+    # The line carries its debug record's fields (LOG_FORMAT=json shows them).
+    assert (line.__dict__["operation"], line.__dict__["stopped_first"]) == ("replacement_result", True)
 
 
 async def test_below_capacity_the_replacement_starts_before_the_hung_engine_stops(parts: PartsFactory) -> None:

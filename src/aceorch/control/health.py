@@ -297,11 +297,11 @@ async def probe_round(
                    container_id=engine.container_id, container_name=engine.container_name,
                    **{"from": old.value, "to": changed.value})
             if old is HealthStatus.UNREACHABLE:
-                record("health", component="health", operation="engine_reachable",
-                       container_id=engine.container_id, container_name=engine.container_name,
-                       address=f"http://{engine.host}:{engine.port}")
-                logger.info("engine %s answers at http://%s:%s now: it joins the pool", engine.container_name,
-                            engine.host, engine.port)
+                fields = {"operation": "engine_reachable", "container_id": engine.container_id,
+                          "container_name": engine.container_name, "address": f"http://{engine.host}:{engine.port}"}
+                record("health", component="health", **fields)
+                logger.info("engine %s answers at %s now: it joins the pool", engine.container_name,
+                            fields["address"], extra={"category": "health", **fields})
     counts = fleet.health_counts()
     total = len(fleet.engines())
     record("health", component="health", operation="health_monitor_cycle",
@@ -400,27 +400,32 @@ async def _replace(
             return
         if refilled and stopped:
             # Another start took the freed slot: the pool is whole again.
-            record("health", component="health", operation="replacement_result", success=True,
-                   replacement=None, reason="slot_taken", **common)
-            logger.info("unhealthy engine %s stopped (pool at capacity); another start took its slot", name)
+            result = {"operation": "replacement_result", "success": True, "replacement": None,
+                      "reason": "slot_taken", "stopped_first": True, **common}
+            record("health", component="health", **result)
+            logger.info("unhealthy engine %s stopped (pool at capacity); another start took its slot", name,
+                        extra={"category": "health", **result})
             return
-        record("health", component="health", operation="replacement_result", success=False,
-               error=exc.message, code=exc.code, stopped_first=stopped, **common)
+        result = {"operation": "replacement_result", "success": False, "error": exc.message, "code": exc.code,
+                  "stopped_first": stopped, **common}
+        record("health", component="health", **result)
         logger.warning("could not replace unhealthy engine %s%s: %s", name,
-                       " (already stopped, the pool at capacity)" if stopped else "", exc.message)
+                       " (already stopped, the pool at capacity)" if stopped else "", exc.message,
+                       extra={"category": "health", **result})
         return
     fleet.mark_replaced(cid)
     if not stopped and cid in plan.may_stop:
         stopped = await fleet.stop_engine(cid, "unhealthy_replacement", end_reason="engine_unhealthy")
     duration = time.perf_counter() - begin
-    record("health", component="health", operation="replacement_result", success=True,
-           replacement=replacement.container_name, stopped_first=stop_first, old_stopped=stopped,
-           duration_ms=duration * 1000, **common)
+    result = {"operation": "replacement_result", "success": True, "replacement": replacement.container_name,
+              "stopped_first": stop_first, "old_stopped": stopped, "duration_ms": duration * 1000, **common}
+    record("health", component="health", **result)
     logger.info(
         "replaced unhealthy engine %s with %s in %.1f s (%s%s)", name, replacement.container_name, duration,
         "stopped first: the pool was at capacity" if stop_first else "started the replacement first",
         f"; its {streams} stream(s) ended as engine_unhealthy" if stopped and streams else
         "" if stopped else f"; it stays while its {streams} stream(s) play",
+        extra={"category": "health", **result},
     )
 
 

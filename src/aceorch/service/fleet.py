@@ -299,15 +299,20 @@ class Fleet:
                 engine.last_stream_usage = stored.last_stream_usage
             engine.streams = self._ledger.started_on(info.id)
             self._engines[info.id] = engine
+            # One service log line per adoption, carrying its debug record's fields (shown by LOG_FORMAT=json).
+            fields: dict[str, Any] = {"container_id": info.id, "container_name": info.name,
+                                      "host_http_port": engine.host_http_port, "success": True}
             if engine.health_status is HealthStatus.UNREACHABLE:
-                self._record("provisioning", operation="adopt_unreachable", container_id=info.id,
-                             container_name=info.name, host_http_port=engine.host_http_port,
-                             address=engine.unreachable_address, reason=engine.unreachable_reason, success=True)
-                logger.warning(unreachable_warning(engine, self.settings))
+                fields.update(operation="adopt_unreachable", address=engine.unreachable_address,
+                              reason=engine.unreachable_reason)
+                self._record("provisioning", **fields)
+                logger.warning(unreachable_warning(engine, self.settings), extra={"category": "provisioning",
+                                                                                   **fields})
             else:
-                self._record("provisioning", operation="adopt_engine", container_id=info.id,
-                             container_name=info.name, host_http_port=engine.host_http_port, success=True)
-                logger.info("adopted running engine %s (%s)", info.name, info.id[:12])
+                fields["operation"] = "adopt_engine"
+                self._record("provisioning", **fields)
+                logger.info("adopted running engine %s (%s)", info.name, info.id[:12],
+                            extra={"category": "provisioning", **fields})
             self.update_gauges()
             await self.save(engine)
         finally:
