@@ -156,3 +156,25 @@ def test_bearer_routes_refuse_and_the_key_never_leaks(orch_factory: Callable[...
     assert not leaks, leaks
     assert "Bearer" not in o.logs()
     bare.close()
+
+
+@pytest.mark.docker
+def test_a_web_page_cannot_drive_a_keyless_orchestrator(
+    docker_engine: None, orch_factory: Callable[..., Orchestrator]
+) -> None:
+    """The hostile probe: a "simple" cross-origin POST (no preflight) to an orchestrator without API_KEY."""
+    from orchestrator_proc import docker_ids
+
+    o = orch_factory("docker", api_key="", TARGET_IMAGE="aceorch/engine-sim:latest")
+    evil = {"Origin": "http://evil.example"}
+    r = o.client.post("/scale/1", headers={**evil, "Content-Type": "text/plain"})
+    assert r.status_code == 415 and "Content-Type" in r.json()["detail"], r.text
+    assert "access-control-allow-origin" not in r.headers
+    # the same page without a Content-Type (a body-less "simple" request) is refused for its origin
+    r = o.client.post("/scale/1", headers=evil)
+    assert r.status_code == 403 and "CORS_ORIGINS" in r.json()["detail"], r.text
+    assert "access-control-allow-origin" not in r.headers
+    r = o.client.options("/scale/1", headers={**evil, "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in r.headers
+    assert o.client.get("/orchestrator/status").json()["engines"]["total"] == 0
+    assert docker_ids(o.label) == []

@@ -3,11 +3,12 @@
 The guards answer before any route runs, in this order:
 
 - 413 when ``Content-Length`` or the body actually received (chunked included) passes 1 MiB;
-- 403 when a request that changes something (any method but GET, HEAD, OPTIONS) comes from a web page of another
-  origin: its ``Origin`` is neither the request's own host nor listed in ``CORS_ORIGINS``;
-- 415 when such a request carries a body, or a ``Content-Type``, that is not JSON: only ``application/json`` bodies,
-  which a browser cannot send across origins without a preflight. A request with no body and no ``Content-Type``
-  (``POST /scale/3``) passes;
+- 415 when a request that changes something (any method but GET, HEAD, OPTIONS) carries a ``Content-Type`` that
+  is not JSON: only ``application/json`` bodies, which a browser cannot send across origins without a preflight;
+- 403 when such a request comes from a web page of another origin: its ``Origin`` is neither the request's own host
+  nor listed in ``CORS_ORIGINS`` (a body-less POST needs no preflight either);
+- 415 when such a request carries a body without a ``Content-Type``. A request with no body and no
+  ``Content-Type`` (``POST /scale/3``) passes;
 - 408 when the body has not arrived within ``REQUEST_BODY_TIMEOUT_S``.
 
 The body is read here, bounded in size and time, and replayed to the app.
@@ -129,14 +130,14 @@ class RequestContextMiddleware:
             mutating = method not in SAFE_METHODS
             content_type = headers.get("content-type")
             origin = headers.get("origin")
+            if mutating and content_type is not None and not is_json_type(content_type):
+                await reply(415, {"detail": f"unsupported Content-Type {content_type!r}: send the body as JSON "
+                                            "with the header 'Content-Type: application/json'"})
+                return
             if mutating and origin is not None and not same_or_listed_origin(origin, headers.get("host"),
                                                                               self.cors_origins):
                 await reply(403, {"detail": f"cross-origin request refused: Origin {origin!r} is neither this "
                                             "host nor listed in CORS_ORIGINS"})
-                return
-            if mutating and content_type is not None and not is_json_type(content_type):
-                await reply(415, {"detail": f"unsupported Content-Type {content_type!r}: send the body as JSON "
-                                            "with the header 'Content-Type: application/json'"})
                 return
             try:
                 async with asyncio.timeout(self.body_timeout_s):
