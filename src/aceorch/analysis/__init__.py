@@ -9,7 +9,6 @@ be analysed without the service. The modules:
 * ``reader``: streaming records line by line, merged across files by time;
 * ``thresholds``: the settings a session ran with (from its ``session_start`` record);
 * ``signals``: VPN outages and health sweeps;
-* ``fastpath``: the byte-regex fast paths of ``report``;
 * ``report``, ``views`` (sessions, slow, stress, timeline), ``export`` (CSV), ``evidence`` and ``diagnose``,
   ``correlate``, ``html``, ``archive`` (archive and prune): one per command.
 

@@ -1,55 +1,55 @@
 """``aceorch debug report``: per-operation latency, stress counts, VPN outages and health over time.
 
-The categories whose records carry ``operation`` and ``duration_ms`` go through the fast paths of
-:mod:`aceorch.analysis.fastpath`, in worker processes for files over :data:`PARALLEL_MIN_BYTES`; the small
-ones (health, vpn, stress) are parsed fully.
+The categories whose records carry ``operation`` and ``duration_ms`` are aggregated by one SQL query per
+category in DuckDB (counts, sums, percentiles, the successful subset), so a large provisioning log is never
+parsed in Python; the small ones (health, vpn, stress) are read as records.
 """
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
-import functools
 import math
-import multiprocessing
-import operator
-import os
-from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aceorch.analysis.fastpath import ChunkOp, block_stats, block_stats_at
 from aceorch.analysis.fields import Record, number, percentile
-from aceorch.analysis.reader import Reader
+from aceorch.analysis.reader import Reader, json_source
 from aceorch.analysis.sessions import Session
 from aceorch.analysis.signals import HealthCycle, health_buckets, health_cycles, vpn_outages, vpn_signal
 
-__all__ = ["PARALLEL_MIN_BYTES", "OpStats", "build_report"]
+__all__ = ["OpStats", "build_report", "op_stats", "NUMBER_SQL"]
 
-# Files at least this large are aggregated by worker processes in ``report``.
-PARALLEL_MIN_BYTES = 64 * 1024 * 1024
+#: A JSON value as a DOUBLE when it is a JSON number (not a string, not a boolean), else NULL.
+NUMBER_SQL = "CASE WHEN json_type({0}) IN ('DOUBLE', 'BIGINT', 'UBIGINT', 'HUGEINT') THEN {0}::DOUBLE END"
+_TEXT_SQL = "CASE WHEN json_type({0}) = 'VARCHAR' THEN {0}->>'$' END"
+_BOOL_SQL = "CASE WHEN json_type({0}) = 'BOOLEAN' THEN {0}::BOOLEAN END"
 
 
 @dataclass
 class OpStats:
-    """Running statistics of one operation in one category."""
+    """The statistics of one operation in one category, as the SQL aggregate gives them."""
 
     category: str
     operation: str
     count: int = 0
-    durations: array[float] = field(default_factory=lambda: array("d"))
-    total: float = 0.0  # summed left to right in file order, like jq's ``add``
+    with_duration: int = 0
+    total: float = 0.0
+    min_ms: float | None = None
+    max_ms: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
     succeeded: int = 0
     failed: int = 0
     ok_count: int = 0
     ok_total: float = 0.0
     ok_min: float = math.inf
     ok_max: float = -math.inf
+    #: Durations of records folded in one by one (empty for entries the SQL aggregate built).
+    values: list[float] = field(default_factory=list, repr=False)
 
     def add(self, duration: float | None, success: bool | None) -> None:
-        """Fold in one record's duration and outcome."""
+        """Fold in one record's duration and outcome (for the small categories read as records)."""
         self.count += 1
         if success is True:
             self.succeeded += 1
@@ -57,35 +57,22 @@ class OpStats:
             self.failed += 1
         if duration is None:
             return
-        self.durations.append(duration)
+        self.values.append(duration)
+        self.with_duration += 1
         self.total += duration
         if success:
-            # The seed's "Performance Report": entries with a duration whose success is truthy.
             self.ok_count += 1
             self.ok_total += duration
             self.ok_min = min(self.ok_min, duration)
             self.ok_max = max(self.ok_max, duration)
 
-    def merge(self, part: ChunkOp) -> None:
-        """Fold a chunk's aggregate in, exactly as if its lines had been ``add``-ed one by one."""
-        self.count += part.count
-        self.succeeded += part.succeeded
-        self.failed += part.failed
-        if part.durations:
-            values = part.durations
-            self.durations.extend(values)
-            self.total = functools.reduce(operator.add, values, self.total)
-        if part.ok:
-            ok = part.ok
-            self.ok_count += len(ok)
-            self.ok_total = functools.reduce(operator.add, ok, self.ok_total)
-            self.ok_min = min(self.ok_min, min(ok))
-            self.ok_max = max(self.ok_max, max(ok))
-
     def as_dict(self) -> dict[str, Any]:
         """The ``report --json`` item: counts, latency percentiles, success rate and the successful subset."""
-        values = sorted(self.durations)
-        n = len(values)
+        if self.values:
+            ordered = sorted(self.values)
+            self.min_ms, self.max_ms = (ordered[0], ordered[-1]) if ordered else (None, None)
+            self.p50_ms, self.p95_ms = percentile(ordered, 50), percentile(ordered, 95)
+        n = self.with_duration
         decided = self.succeeded + self.failed
         return {
             "category": self.category,
@@ -93,10 +80,10 @@ class OpStats:
             "count": self.count,
             "with_duration": n,
             "avg_ms": self.total / n if n else None,
-            "min_ms": values[0] if n else None,
-            "max_ms": values[-1] if n else None,
-            "p50_ms": percentile(values, 50),
-            "p95_ms": percentile(values, 95),
+            "min_ms": self.min_ms if n else None,
+            "max_ms": self.max_ms if n else None,
+            "p50_ms": self.p50_ms if n else None,
+            "p95_ms": self.p95_ms if n else None,
             "succeeded": self.succeeded,
             "failed": self.failed,
             "success_rate": self.succeeded / decided if decided else None,
@@ -109,64 +96,68 @@ class OpStats:
         }
 
 
-# Categories whose records carry ``operation`` + ``duration_ms`` and go through the fast path.
+# Categories whose records carry ``operation`` + ``duration_ms`` and are aggregated in SQL.
 _OP_CATEGORIES = ("provisioning", "performance", "autoscaler", "circuit_breaker", "streams", "errors")
+_OP_COLUMNS = {name: "JSON" for name in ("operation", "duration_ms", "success", "seq")}
 
 
-def _block_bounds(path: Path, size: int, block: int) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` byte ranges of about ``block`` bytes, each ending just after a newline."""
-    with path.open("rb") as handle:
-        start = 0
-        while start < size:
-            end = min(start + block, size)
-            if end < size:
-                handle.seek(end)
-                end = min(end + len(handle.readline()), size)
-            yield start, end
-            start = end
+def op_stats(reader: Reader, category: str, paths: Sequence[Path]) -> list[OpStats]:
+    """Per-operation statistics of ``paths`` (one category) in one SQL pass, in order of first appearance.
 
-
-def _block_results(
-    reader: Reader, path: Path, workers: int | None
-) -> Iterator[tuple[dict[str, ChunkOp], int, int]]:
-    """``block_stats`` of each block of ``path``, in file order; in worker processes for large files."""
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return
-    count = workers if workers is not None else min(os.cpu_count() or 1, 4)
-    if count <= 1 or size < PARALLEL_MIN_BYTES:
-        for chunk in reader.chunks(path):
-            yield block_stats(chunk)
-        return
-    # spawn, not fork: the CLI's progress bar runs a thread, and forking a threaded process is unsafe.
-    context = multiprocessing.get_context("spawn")
-    Result = tuple[dict[str, ChunkOp], int, int]
-    with concurrent.futures.ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-        pending: collections.deque[tuple[int, concurrent.futures.Future[Result]]] = collections.deque()
-        for start, end in _block_bounds(path, size, 8 << 20):
-            pending.append((end - start, pool.submit(block_stats_at, str(path), start, end)))
-            if len(pending) >= 2 * count:  # bounded: memory stays flat
-                length, future = pending.popleft()
-                yield future.result()
-                if reader.progress is not None:
-                    reader.progress(length)
-        while pending:
-            length, future = pending.popleft()
-            yield future.result()
-            if reader.progress is not None:
-                reader.progress(length)
-
-
-def build_report(
-    reader: Reader, sessions: Sequence[Session], *, workers: int | None = 1
-) -> dict[str, Any]:
-    """The seed's "Performance Report" and more: per operation, stress counts, VPN outages, health.
-
-    ``workers``: processes for files over ``PARALLEL_MIN_BYTES`` (``None``: the CPU count, at most 4; the
-    default 1 stays in this process). Workers are spawned, so a calling script needs the usual
-    ``if __name__ == "__main__"`` guard; the CLI asks for them, library callers opt in.
+    Fields are taken only when they have their schema's JSON type (a duration given as a string is no
+    duration). A row DuckDB could not read (not JSON, or the unterminated last line of a file being
+    written) has every column NULL; those are counted in ``reader.bad_lines``.
     """
+    present = [p for p in paths if p.is_file() and p.stat().st_size > 0]
+    if not present:
+        return []
+    order = {str(p): i for i, p in enumerate(present)}
+    sql = f"""
+        WITH raw AS (SELECT * FROM {json_source(present, _OP_COLUMNS, filename="true")}),
+        r AS (
+            SELECT filename,
+                {_TEXT_SQL.format("operation")} AS op,
+                {NUMBER_SQL.format("duration_ms")} AS d,
+                {_BOOL_SQL.format("success")} AS s,
+                CASE WHEN json_type(seq) IN ('BIGINT', 'UBIGINT') THEN seq::BIGINT END AS q,
+                (operation IS NULL AND duration_ms IS NULL AND success IS NULL AND seq IS NULL) AS bad
+            FROM raw)
+        SELECT op, array_agg(DISTINCT filename) AS files, min(q), count(*), count(d), sum(d), min(d), max(d),
+            quantile_cont(d, [0.5, 0.95]),
+            count(*) FILTER (WHERE s), count(*) FILTER (WHERE NOT s),
+            count(d) FILTER (WHERE s), sum(d) FILTER (WHERE s), min(d) FILTER (WHERE s), max(d) FILTER (WHERE s),
+            count(*) FILTER (WHERE bad)
+        FROM r GROUP BY op
+    """
+    # An aggregate needs no row order; not keeping it lowers DuckDB's peak memory on large files.
+    reader.query("SET preserve_insertion_order = false")
+    try:
+        rows = reader.query(sql)
+    finally:
+        reader.query("RESET preserve_insertion_order")
+    reader.advance(sum(p.stat().st_size for p in present))
+    out: list[tuple[tuple[int, int], OpStats]] = []
+    for row in rows:
+        (op, files, first_seq, count, n, total, lo, hi, quantiles, ok, bad_outcome, ok_n, ok_total, ok_lo, ok_hi,
+         bad) = row
+        if op is None:
+            reader.bad_lines += int(bad)
+            continue
+        entry = OpStats(
+            category, op, count=count, with_duration=n, total=total or 0.0, min_ms=lo, max_ms=hi,
+            p50_ms=quantiles[0] if quantiles else None, p95_ms=quantiles[1] if quantiles else None,
+            succeeded=ok, failed=bad_outcome, ok_count=ok_n, ok_total=ok_total or 0.0,
+            ok_min=ok_lo if ok_lo is not None else math.inf, ok_max=ok_hi if ok_hi is not None else -math.inf,
+        )
+        first_file = min(order.get(f, len(order)) for f in files)
+        out.append(((first_file, first_seq if first_seq is not None else 0), entry))
+    reader.count_incomplete(present)
+    out.sort(key=lambda item: item[0])
+    return [entry for _key, entry in out]
+
+
+def build_report(reader: Reader, sessions: Sequence[Session]) -> dict[str, Any]:
+    """The "Performance Report" of the debug-mode guide and more: per operation, stress, VPN outages, health."""
     stats: dict[tuple[str, str], OpStats] = {}
 
     def feed(category: str, operation: str | None, duration: float | None, success: bool | None) -> None:
@@ -178,21 +169,10 @@ def build_report(
             entry = stats[key] = OpStats(category, operation)
         entry.add(duration, success)
 
-    fast_hits = 0
     for category in _OP_CATEGORIES:
-        for session in sessions:
-            path = session.path(category)
-            if path is None:
-                continue
-            for parts, fast_lines, bad in _block_results(reader, path, workers):
-                fast_hits += fast_lines
-                reader.bad_lines += bad
-                for name, part in parts.items():
-                    key = (category, name)
-                    entry = stats.get(key)
-                    if entry is None:
-                        entry = stats[key] = OpStats(category, name)
-                    entry.merge(part)
+        paths = [p for p in (s.path(category) for s in sessions) if p is not None]
+        for entry in op_stats(reader, category, paths):
+            stats[(category, entry.operation)] = entry
 
     health: list[HealthCycle] = []
     for session in sessions:
@@ -237,7 +217,7 @@ def build_report(
     return {
         "sessions": [s.session_id for s in sessions],
         "operations": operations,
-        "average_provisioning_ms": (seed.total / len(seed.durations)) if seed and seed.durations else None,
+        "average_provisioning_ms": (seed.total / seed.with_duration) if seed and seed.with_duration else None,
         "stress": dict(sorted(stress_counts.items())),
         "vpn_outages": [o.as_dict() for o in outages],
         "health": {
@@ -247,5 +227,5 @@ def build_report(
             "over_time": health_buckets(health),
         },
         "bad_lines": reader.bad_lines,
-        "fast_path_lines": fast_hits,
+        "incomplete_lines": reader.incomplete_lines,
     }

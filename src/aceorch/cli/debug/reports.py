@@ -72,7 +72,7 @@ def report_cmd(
     """Per-operation latency (count, avg, min, max, p50, p95, success rate), stress, VPN outages, health."""
     chosen = pick_sessions(log_dir, session, all_sessions)
     with open_reader(chosen) as reader:
-        report = build_report(reader, chosen, workers=None)
+        report = build_report(reader, chosen)
     if as_json:
         print_json(report)
         return
