@@ -82,7 +82,7 @@ def test_missing_images(orch: Any) -> None:
     o.close()
     o2 = orch(TARGET_IMAGE="aceorch/does-not-exist:1")
     r = o2.provision({})
-    assert r.status_code == 500 and r.json()["detail"]["code"] == "general_error"
+    assert r.status_code == 500 and r.json()["detail"]["code"] == "image_not_found"
     assert o2.containers() == []
 
 
