@@ -75,7 +75,7 @@ def test_failed_start_leaves_no_container_and_no_port(
 
 
 def test_missing_images(orch: Any) -> None:
-    o = orch()
+    o = orch(ALLOWED_IMAGES="aceorch/does-not-exist:1")  # listed, so that the check for a present image answers
     r = o.provision({"image": "aceorch/does-not-exist:1"})
     assert r.status_code == 400 and r.json()["detail"]["code"] == "image_not_found"
     assert o.containers() == []
