@@ -17,8 +17,9 @@ import pytest
 
 from aceorch.config import Settings
 
-#: Fixtures for tests against the real Docker engine (docker_engine, docker_runtime, ...), for every folder.
-pytest_plugins = ["docker_fixtures"]
+#: Fixtures for tests against the real Docker engine (docker_engine, docker_runtime, ...) and a throwaway
+#: PostgreSQL (pg_cluster, pg_url), for every folder.
+pytest_plugins = ["docker_fixtures", "pg_fixtures"]
 
 #: The name of the fixture that fails an async test which leaks tasks.
 NO_LEAKED_TASKS = "_no_leaked_tasks"

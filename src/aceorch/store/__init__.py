@@ -12,7 +12,8 @@ __all__ = ["Store", "StoreError", "StoreUnavailable", "make_store"]
 
 
 def make_store(db_url: str) -> Store:
-    """The store for ``DB_URL`` (``sqlite:///…`` or ``postgresql[+driver]://…``); no I/O until ``open()``.
+    """The store for ``DB_URL`` (``sqlite:///…`` or ``postgresql[+driver]://…``, run on aiosqlite or asyncpg);
+    no I/O until ``open()``.
 
     Raises :class:`aceorch.errors.ConfigError` for a URL that is malformed or of another scheme.
     """

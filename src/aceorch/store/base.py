@@ -1,7 +1,8 @@
 """The one boundary between aceorch and its database.
 
 A :class:`Store` persists engines, streams and per-stream stat snapshots so that a restarted service can pick
-up where it left off. Every method is a coroutine and never blocks the event loop. Times go in and come out as
+up where it left off. Every method is a coroutine and never blocks the event loop. Writes are queued and
+return at once; reads see every write queued before them. Times go in and come out as
 timezone-aware UTC datetimes. Backends translate their own failures into :class:`StoreError` (and
 :class:`StoreUnavailable` when the database cannot be reached at all), ``from`` the original error.
 
@@ -36,30 +37,35 @@ class Store(Protocol):
     """An async database of engines, streams and stat snapshots; implemented by :class:`~aceorch.store.sql.SqlStore`."""
 
     async def open(self) -> None:
-        """Create the database (a SQLite file and its directories) and its tables if missing. Idempotent."""
+        """Create the database (a SQLite file and its directories) and bring its schema to the newest revision.
+
+        Idempotent."""
 
     async def ping(self) -> None:
         """Return if the database answers, else raise :class:`StoreUnavailable`."""
 
+    async def flush(self) -> None:
+        """Write every queued write now; :class:`StoreUnavailable` while the database is away."""
+
     async def save_engine(self, engine: Engine) -> None:
-        """Insert or replace the engine with this ``container_id``."""
+        """Insert or replace the engine with this ``container_id`` (queued: returns before the row is written)."""
 
     async def delete_engine(self, container_id: str) -> None:
-        """Forget an engine; an unknown id is not an error."""
+        """Forget an engine (queued); an unknown id is not an error."""
 
     async def load_engines(self) -> list[Engine]:
         """Every saved engine, ordered by ``first_seen``."""
         ...
 
     async def save_stream(self, stream: Stream) -> None:
-        """Insert or replace the stream with this ``id``."""
+        """Insert or replace the stream with this ``id`` (queued)."""
 
     async def load_streams(self) -> list[Stream]:
         """Every saved stream, ordered by ``started_at``."""
         ...
 
     async def add_stat(self, stream_id: str, snap: StatSnapshot, *, keep: int) -> None:
-        """Append a snapshot, then keep only the newest ``keep`` snapshots (by ``ts``) of that stream."""
+        """Append a snapshot, then keep only the newest ``keep`` snapshots (by ``ts``) of that stream (queued)."""
 
     async def load_stats(
         self, stream_id: str, *, since: datetime | None = None, limit: int | None = None
@@ -72,4 +78,4 @@ class Store(Protocol):
         ...
 
     async def aclose(self) -> None:
-        """Release connections and the worker thread. Idempotent."""
+        """Let queued writes land (briefly), then release the connections. Idempotent."""

@@ -1,17 +1,18 @@
-"""The SQLAlchemy store: a SQLite file by default, PostgreSQL with the same code.
+"""The SQLAlchemy store: a SQLite file by default, PostgreSQL with the same code, both through asyncio drivers.
 
 Design:
 
-* **Synchronous engine, one worker thread.** SQLAlchemy Core runs on a plain (synchronous) engine, and every
-  call is handed to a dedicated single-thread :class:`~concurrent.futures.ThreadPoolExecutor` with
-  ``loop.run_in_executor``. The event loop never waits on disk or network, and writes are serialised without
-  a lock, which is what SQLite wants anyway.
+* **Async engine.** ``sqlalchemy.ext.asyncio`` with aiosqlite (SQLite) or asyncpg (PostgreSQL); ``DB_URL``
+  names the backend, the store picks the driver (:func:`aceorch.store.schema.parse_db_url`).
+* **Writes are behind** (:mod:`aceorch.store.writes`): ``save_*``, ``delete_engine`` and ``add_stat`` return once
+  queued; one task writes them in batches. While the database is away they stay queued (bounded) and are
+  retried; one WARNING line says so, one INFO line says when it answers again. Reads write the queue first.
+* **Schema** by Alembic at :meth:`SqlStore.open` (:mod:`aceorch.store.migrate`), under a lock.
 * **SQLite.** ``sqlite:///./orchestrator.db`` is resolved against the working directory when the store opens,
   and the file's directories are created. Connections use WAL journaling (readers never block the writer),
-  ``synchronous=NORMAL``, a busy timeout, and ``check_same_thread=False`` (the worker thread is not the thread
-  that built the engine).
-* **PostgreSQL.** ``postgresql://`` means ``postgresql+psycopg://`` (the ``aceorch[postgres]`` extra); the
-  driver is imported by SQLAlchemy only when the store opens.
+  ``synchronous=NORMAL`` and a busy timeout. A file that is not a readable database is moved aside
+  (``<file>.corrupt-<UTC time>``) and a new one is made; the service then rebuilds its engines from the
+  containers' labels.
 * **Times** are stored as aceorch's fixed-width text (:func:`aceorch.models.format_time`), which sorts like
   the time itself on every backend and reads back as an aware UTC datetime equal to what was saved.
 * **Stats** live in their own table, keyed by an autoincrement id, and are trimmed to the newest ``keep``
@@ -21,10 +22,8 @@ Design:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,134 +32,40 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as postgresql_dml
 from sqlalchemy.dialects import sqlite as sqlite_dml
-from sqlalchemy.engine import URL, Connection, Dialect
-from sqlalchemy.engine import Engine as SaEngine
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from aceorch.errors import ConfigError
-from aceorch.models import Engine, HealthStatus, StatSnapshot, Stream, format_time, parse_time
+from aceorch.models import Engine, HealthStatus, StatSnapshot, Stream, utcnow
+from aceorch.store import migrate
 from aceorch.store.base import StoreError, StoreUnavailable
+from aceorch.store.schema import engines_table, is_unavailable, parse_db_url, stats_table, streams_table
+from aceorch.store.writes import WriteBehind
 
 __all__ = ["SqlStore"]
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+#: One queued write: statements run on the writer's connection, inside its transaction.
+Write = Callable[[AsyncConnection], Awaitable[None]]
 
 #: How long SQLite waits for a lock held by another process before failing, in seconds.
 SQLITE_BUSY_TIMEOUT_S = 10.0
-
-
-class UtcTime(sa.types.TypeDecorator[datetime]):
-    """An aware datetime stored as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` text; naive values are taken as UTC."""
-
-    impl = sa.String(32)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
-        """The datetime as fixed-width UTC text."""
-        return format_time(value)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        """The stored text as an aware UTC datetime."""
-        if value is None:
-            return None
-        return parse_time(str(value))
-
-
-metadata = sa.MetaData()
-
-engines_table = sa.Table(
-    "engines",
-    metadata,
-    sa.Column("container_id", sa.String(128), primary_key=True),
-    sa.Column("container_name", sa.String(255), nullable=False),
-    sa.Column("host", sa.String(255), nullable=False),
-    sa.Column("port", sa.Integer, nullable=False),
-    sa.Column("host_http_port", sa.Integer, nullable=False),
-    sa.Column("container_http_port", sa.Integer, nullable=False),
-    sa.Column("container_https_port", sa.Integer, nullable=True),
-    sa.Column("host_https_port", sa.Integer, nullable=True),
-    sa.Column("labels", sa.JSON, nullable=False),
-    sa.Column("first_seen", UtcTime, nullable=False),
-    sa.Column("last_seen", UtcTime, nullable=False),
-    sa.Column("streams", sa.JSON, nullable=False),
-    sa.Column("health_status", sa.String(16), nullable=False),
-    sa.Column("last_health_check", UtcTime, nullable=True),
-    sa.Column("last_cache_cleanup", UtcTime, nullable=True),
-    sa.Column("last_stream_usage", UtcTime, nullable=True),
-    sa.Column("cache_size_bytes", sa.BigInteger, nullable=True),
-    sa.Column("running", sa.Boolean, nullable=False),
-    sa.Column("consecutive_failures", sa.Integer, nullable=False),
-    sa.Column("unhealthy_since", UtcTime, nullable=True),
-    sa.Column("created_at", UtcTime, nullable=False),
-    sa.Column("p2p_port", sa.Integer, nullable=True),
-)
-
-streams_table = sa.Table(
-    "streams",
-    metadata,
-    sa.Column("id", sa.String(1024), primary_key=True),
-    sa.Column("key_type", sa.String(32), nullable=False),
-    sa.Column("key", sa.Text, nullable=False),
-    sa.Column("container_id", sa.String(300), nullable=False),
-    sa.Column("playback_session_id", sa.Text, nullable=False),
-    sa.Column("stat_url", sa.Text, nullable=False),
-    sa.Column("command_url", sa.Text, nullable=False),
-    sa.Column("is_live", sa.Boolean, nullable=False),
-    sa.Column("started_at", UtcTime, nullable=False),
-    sa.Column("ended_at", UtcTime, nullable=True),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("end_reason", sa.Text, nullable=True),
-    sa.Column("labels", sa.JSON, nullable=False),
-    sa.Column("collect_failures", sa.Integer, nullable=False),
-    sa.Column("attached", sa.Boolean, nullable=False),
-    sa.Index("ix_streams_started_at", "started_at"),
-)
-
-stats_table = sa.Table(
-    "stream_stats",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("stream_id", sa.String(1024), nullable=False),
-    sa.Column("ts", UtcTime, nullable=False),
-    sa.Column("peers", sa.Integer, nullable=True),
-    sa.Column("speed_down", sa.BigInteger, nullable=True),
-    sa.Column("speed_up", sa.BigInteger, nullable=True),
-    sa.Column("downloaded", sa.BigInteger, nullable=True),
-    sa.Column("uploaded", sa.BigInteger, nullable=True),
-    sa.Column("status", sa.Text, nullable=True),
-    sa.Index("ix_stream_stats_stream_ts", "stream_id", "ts", "id"),
-)
+#: How long connecting to PostgreSQL may take before the database counts as away, in seconds.
+CONNECT_TIMEOUT_S = 5.0
+#: How long closing the store waits for queued writes to land, in seconds.
+CLOSE_DRAIN_S = 5.0
 
 _ENGINE_FIELDS = [c.name for c in engines_table.columns]
 _STREAM_FIELDS = [c.name for c in streams_table.columns]
 _STAT_FIELDS = ["ts", "peers", "speed_down", "speed_up", "downloaded", "uploaded", "status"]
 
-# Connection-level failures: the database is not there, not reachable, or locked beyond the busy timeout.
-_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, OSError)
 
-
-def parse_db_url(db_url: str) -> URL:
-    """Parse ``DB_URL``: ``sqlite`` or ``postgresql[+driver]``; a bare ``postgresql`` means psycopg 3."""
-    try:
-        url = sa.make_url(db_url)
-    except sa_exc.ArgumentError as exc:
-        raise ConfigError([f"config error: DB_URL: not an SQLAlchemy URL: {exc}"]) from exc
-    backend = url.get_backend_name()
-    if backend not in ("sqlite", "postgresql"):
-        raise ConfigError(
-            [f"config error: DB_URL: scheme {url.drivername!r} is not supported (use sqlite or postgresql)"]
-        )
-    if url.drivername == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    return url
-
-
-def _is_sqlite_file(url: URL) -> bool:
+def _sqlite_file(url: URL) -> Path | None:
     database = url.database or ""
-    if url.get_backend_name() != "sqlite":
-        return False
-    return database not in ("", ":memory:") and not database.startswith("file:")
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).expanduser().resolve()
 
 
 def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
@@ -173,152 +78,246 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-class SqlStore:
-    """:class:`aceorch.store.base.Store` on SQLAlchemy Core.
+def _is_corrupt(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sa_exc.DatabaseError) and ("not a database" in text or "malformed" in text)
 
-    ``SqlStore("sqlite:///./orchestrator.db")`` does no I/O; :meth:`open` creates the file and tables.
+
+class SqlStore:
+    """:class:`aceorch.store.base.Store` on SQLAlchemy Core (asyncio).
+
+    ``SqlStore("sqlite:///./orchestrator.db")`` does no I/O; :meth:`open` creates the file and migrates it.
     """
 
-    def __init__(self, db_url: str) -> None:
+    def __init__(self, db_url: str, *, max_pending: int = 10_000, retry_max_s: float = 5.0) -> None:
         self._url = parse_db_url(db_url)
-        self._engine: SaEngine | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._engine: AsyncEngine | None = None
         self._closed = False
+        self._down = False
+        self._writes: WriteBehind[Write] = WriteBehind(
+            self._apply, is_transient=is_unavailable, on_failure=self._writes_failed,
+            on_success=self._writes_landed, max_pending=max_pending, retry_max_s=retry_max_s,
+        )
 
     @property
     def url(self) -> URL:
         """The normalised URL (a SQLite file path is absolute once the store is open)."""
         return self._url
 
-    # ---- plumbing ----------------------------------------------------------------------------------------
-
-    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        if self._engine is None or self._executor is None:
-            raise StoreUnavailable("the store is not open")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, functools.partial(fn, self._engine, *args))
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"store unavailable: {exc}") from exc
-        except sa_exc.SQLAlchemyError as exc:
-            raise StoreError(f"store error: {exc}") from exc
-
-    def _build_engine(self) -> SaEngine:
-        """Runs in the worker thread: make directories, create the engine and the tables."""
-        url = self._url
-        if url.get_backend_name() == "sqlite":
-            if _is_sqlite_file(url):
-                path = Path(url.database or "").expanduser().resolve()
-                path.parent.mkdir(parents=True, exist_ok=True)
-                url = url.set(database=str(path))
-                self._url = url
-            engine = sa.create_engine(
-                url,
-                connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
-            )
-            sa.event.listen(engine, "connect", _sqlite_on_connect)
-        else:
-            try:
-                engine = sa.create_engine(url, pool_pre_ping=True)
-            except ModuleNotFoundError as exc:
-                raise StoreUnavailable(
-                    f"the database driver for {url.drivername} is not installed ({exc.name}); "
-                    "install aceorch[postgres]"
-                ) from exc
-        try:
-            metadata.create_all(engine)
-        except BaseException:
-            engine.dispose()
-            raise
-        return engine
+    @property
+    def pending_writes(self) -> int:
+        """How many writes wait for the database."""
+        return self._writes.pending
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Build the engine and create missing tables on the worker thread. Idempotent."""
+        """Build the engine, migrate to the newest schema under the lock, start the writer. Idempotent."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
         if self._engine is not None:
             return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aceorch-store")
-        loop = asyncio.get_running_loop()
+        path = _sqlite_file(self._url)
+        if path is not None:
+            try:
+                await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot open the store {self._safe_url()}: {exc}") from exc
+            self._url = self._url.set(database=str(path))
+        engine = self._make_engine()
         try:
-            self._engine = await loop.run_in_executor(self._executor, self._build_engine)
+            try:
+                await self._check_and_migrate(engine, path)
+            except sa_exc.DatabaseError as exc:
+                if path is None or not _is_corrupt(exc):
+                    raise
+                await engine.dispose()
+                await asyncio.to_thread(self._move_aside, path, exc)
+                engine = self._make_engine()
+                await self._check_and_migrate(engine, path)
         except StoreError:
+            await engine.dispose()
             raise
-        except (*_UNAVAILABLE, sa_exc.SQLAlchemyError) as exc:
+        except (sa_exc.SQLAlchemyError, OSError, TimeoutError) as exc:
+            await engine.dispose()
             raise StoreUnavailable(f"cannot open the store {self._safe_url()}: {exc}") from exc
+        self._engine = engine
+        self._writes.start()
         logger.info("store open: %s", self._safe_url())
 
+    def _make_engine(self) -> AsyncEngine:
+        url = self._url
+        if url.get_backend_name() == "sqlite":
+            engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            sa.event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+            return engine
+        return create_async_engine(url, pool_pre_ping=True, connect_args={"timeout": CONNECT_TIMEOUT_S})
+
+    async def _check_and_migrate(self, engine: AsyncEngine, path: Path | None) -> None:
+        if path is not None:
+            async with engine.connect() as conn:
+                result = (await conn.execute(sa.text("PRAGMA quick_check"))).scalar()
+            if result != "ok":
+                raise sa_exc.DatabaseError("PRAGMA quick_check", None,
+                                           Exception(f"database disk image is malformed: {result}"))
+        lock = path.with_name(path.name + ".migrate-lock") if path is not None else None
+        await migrate.upgrade(engine, lock_path=lock)
+
+    @staticmethod
+    def _move_aside(path: Path, exc: BaseException) -> None:
+        stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+        path.rename(aside)
+        for suffix in ("-wal", "-shm"):
+            extra = path.with_name(path.name + suffix)
+            if extra.exists():
+                extra.rename(aside.with_name(aside.name + suffix))
+        logger.error("store: %s is not a readable SQLite database (%s); moved it to %s and started an empty one; "
+                     "engines are rebuilt from their containers' labels", path, str(exc).splitlines()[0], aside)
+
     async def aclose(self) -> None:
-        """Dispose of the engine and let the worker thread end. Idempotent."""
+        """Let queued writes land (a few seconds at most), stop the writer and dispose of the engine. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        engine, self._engine = self._engine, None
-        executor, self._executor = self._executor, None
-        if executor is None:
+        if self._engine is None:
             return
-        if engine is not None:
-            loop = asyncio.get_running_loop()
-            try:
-                await loop.run_in_executor(executor, engine.dispose)
-            except Exception:  # closing must not fail the shutdown
-                logger.exception("store: error while closing the database")
-        # The worker has nothing left to run; let it exit without waiting on the loop.
-        executor.shutdown(wait=False)
+        if self._writes.pending and not await self._writes.drain(CLOSE_DRAIN_S):
+            logger.warning("store: closing with %d writes that never reached the database", self._writes.pending)
+        await self._writes.aclose()
+        engine, self._engine = self._engine, None
+        try:
+            await engine.dispose()
+        except Exception:  # closing must not fail the shutdown
+            logger.exception("store: error while closing the database")
 
     def _safe_url(self) -> str:
         return self._url.render_as_string(hide_password=True)
 
+    # ---- plumbing ----------------------------------------------------------------------------------------
+
+    def _live_engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise StoreUnavailable("the store is not open")
+        return self._engine
+
+    async def _read(self, fn: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        engine = self._live_engine()
+        try:
+            await self._writes.flush()
+            async with engine.connect() as conn:
+                result = await fn(conn)
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        self._mark_up()
+        return result
+
+    async def _write(self, key: tuple[str, str] | None, op: Write) -> None:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
+        self._live_engine()
+        self._writes.put(key, op)
+        await asyncio.sleep(0)  # a write is a suspension point, as any awaited call: callers may rely on it
+
+    async def _apply(self, ops: Sequence[Write]) -> None:
+        async with self._live_engine().begin() as conn:
+            for op in ops:
+                await op(conn)
+
+    def _translate(self, exc: BaseException) -> StoreError:
+        if isinstance(exc, StoreError):
+            return exc
+        if is_unavailable(exc):
+            self._mark_down(exc)
+            return StoreUnavailable(f"store unavailable: {exc}")
+        return StoreError(f"store error: {exc}")
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if not self._down:
+            self._down = True
+            logger.warning("store: the database does not answer (%s); state is kept in memory and writes are "
+                           "queued (%d now) until it does", str(exc).splitlines()[0], self._writes.pending)
+
+    def _mark_up(self) -> None:
+        if self._down:
+            self._down = False
+            logger.info("store: the database answers again; %d queued writes are being written",
+                        self._writes.pending)
+
+    def _writes_failed(self, exc: BaseException, pending: int) -> None:
+        if is_unavailable(exc):
+            self._mark_down(exc)
+
+    def _writes_landed(self, count: int) -> None:
+        self._mark_up()
+
+    async def flush(self) -> None:
+        """Write every queued write now; :class:`StoreUnavailable` while the database is away."""
+        await self._read(_nothing)
+
     async def ping(self) -> None:
         """Run ``SELECT 1``; :class:`StoreUnavailable` when the database does not answer."""
-        await self._run(_ping)
+        engine = self._live_engine()
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        self._mark_up()
 
     # ---- engines -----------------------------------------------------------------------------------------
 
     async def save_engine(self, engine: Engine) -> None:
-        """Insert or replace the engine row."""
+        """Queue: insert or replace the engine row."""
         row = {name: getattr(engine, name) for name in _ENGINE_FIELDS}
         row["health_status"] = engine.health_status.value
         row["labels"] = dict(engine.labels)
         row["streams"] = list(engine.streams)
-        await self._run(_upsert, engines_table, row)
+        await self._write(("engine", engine.container_id), lambda conn: _upsert(conn, engines_table, row))
 
     async def delete_engine(self, container_id: str) -> None:
-        """Delete the engine row, if any."""
-        await self._run(_delete_engine, container_id)
+        """Queue: delete the engine row, if any."""
+        stmt = sa.delete(engines_table).where(engines_table.c.container_id == container_id)
+        await self._write(("engine", container_id), lambda conn: _execute(conn, stmt))
 
     async def load_engines(self) -> list[Engine]:
         """Every engine row, ordered by ``first_seen``."""
-        return await self._run(_load_engines)
+        return await self._read(_load_engines)
 
     # ---- streams -----------------------------------------------------------------------------------------
 
     async def save_stream(self, stream: Stream) -> None:
-        """Insert or replace the stream row."""
+        """Queue: insert or replace the stream row."""
         row = {name: getattr(stream, name) for name in _STREAM_FIELDS}
         row["labels"] = dict(stream.labels)
-        await self._run(_upsert, streams_table, row)
+        await self._write(("stream", stream.id), lambda conn: _upsert(conn, streams_table, row))
 
     async def load_streams(self) -> list[Stream]:
         """Every stream row, ordered by ``started_at``."""
-        return await self._run(_load_streams)
+        return await self._read(_load_streams)
 
     async def prune_streams(self, *, ended_before: datetime) -> int:
-        """Delete streams that ended before ``ended_before``, and their stats; how many."""
-        return await self._run(_prune_streams, ended_before)
+        """Delete streams that ended before ``ended_before``, and their stats; how many (0 while the database
+        is away: the next prune does it)."""
+        if self._down:
+            return 0
+
+        async def prune(conn: AsyncConnection) -> int:
+            count = await _prune_streams(conn, ended_before)
+            await conn.commit()
+            return count
+
+        return await self._read(prune)
 
     # ---- stats -------------------------------------------------------------------------------------------
 
     async def add_stat(self, stream_id: str, snap: StatSnapshot, *, keep: int) -> None:
-        """Append a snapshot and trim the stream's snapshots to the newest ``keep``."""
+        """Queue: append a snapshot and trim the stream's snapshots to the newest ``keep``."""
         if keep < 1:
             raise ValueError("keep must be at least 1")
         row = {name: getattr(snap, name) for name in _STAT_FIELDS}
         row["stream_id"] = stream_id
-        await self._run(_add_stat, row, keep)
+        await self._write(None, lambda conn: _add_stat(conn, row, keep))
 
     async def load_stats(
         self, stream_id: str, *, since: datetime | None = None, limit: int | None = None
@@ -326,45 +325,34 @@ class SqlStore:
         """A stream's snapshots since ``since``, oldest first, at most the newest ``limit``."""
         if limit is not None and limit < 0:
             raise ValueError("limit must not be negative")
-        return await self._run(_load_stats, stream_id, since, limit)
+        return await self._read(lambda conn: _load_stats(conn, stream_id, since, limit))
 
 
-# ---- the synchronous half: runs only in the store's worker thread ----------------------------------------
+# ---- statements ------------------------------------------------------------------------------------------
 
 
-def _ping(engine: SaEngine) -> None:
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))
+async def _nothing(conn: AsyncConnection) -> None:
+    await conn.execute(sa.text("SELECT 1"))
 
 
-def _upsert(engine: SaEngine, table: sa.Table, row: dict[str, Any]) -> None:
+async def _execute(conn: AsyncConnection, stmt: sa.Executable) -> None:
+    await conn.execute(stmt)
+
+
+async def _upsert(conn: AsyncConnection, table: sa.Table, row: dict[str, Any]) -> None:
     pk = [c.name for c in table.primary_key.columns]
     changes = {k: v for k, v in row.items() if k not in pk}
-    with engine.begin() as conn:
-        dialect = conn.dialect.name
-        if dialect == "sqlite":
-            sqlite_stmt = sqlite_dml.insert(table).values(row)
-            conn.execute(sqlite_stmt.on_conflict_do_update(index_elements=pk, set_=changes))
-            return
-        if dialect == "postgresql":
-            pg_stmt = postgresql_dml.insert(table).values(row)
-            conn.execute(pg_stmt.on_conflict_do_update(index_elements=pk, set_=changes))
-            return
-        # Any other backend: update, else insert (writes are serialised by the worker thread).
-        where = sa.and_(*(table.c[name] == row[name] for name in pk))
-        if conn.execute(sa.update(table).where(where).values(changes)).rowcount == 0:
-            conn.execute(sa.insert(table).values(row))
+    if conn.dialect.name == "sqlite":
+        sqlite_stmt = sqlite_dml.insert(table).values(row)
+        await conn.execute(sqlite_stmt.on_conflict_do_update(index_elements=pk, set_=changes))
+    else:
+        pg_stmt = postgresql_dml.insert(table).values(row)
+        await conn.execute(pg_stmt.on_conflict_do_update(index_elements=pk, set_=changes))
 
 
-def _delete_engine(engine: SaEngine, container_id: str) -> None:
-    with engine.begin() as conn:
-        conn.execute(sa.delete(engines_table).where(engines_table.c.container_id == container_id))
-
-
-def _load_engines(engine: SaEngine) -> list[Engine]:
+async def _load_engines(conn: AsyncConnection) -> list[Engine]:
     t = engines_table
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(t).order_by(t.c.first_seen, t.c.container_id)).mappings().all()
+    rows = (await conn.execute(sa.select(t).order_by(t.c.first_seen, t.c.container_id))).mappings().all()
     engines = []
     for row in rows:
         values = dict(row)
@@ -375,10 +363,9 @@ def _load_engines(engine: SaEngine) -> list[Engine]:
     return engines
 
 
-def _load_streams(engine: SaEngine) -> list[Stream]:
+async def _load_streams(conn: AsyncConnection) -> list[Stream]:
     t = streams_table
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(t).order_by(t.c.started_at, t.c.id)).mappings().all()
+    rows = (await conn.execute(sa.select(t).order_by(t.c.started_at, t.c.id))).mappings().all()
     streams = []
     for row in rows:
         values = dict(row)
@@ -387,37 +374,32 @@ def _load_streams(engine: SaEngine) -> list[Stream]:
     return streams
 
 
-def _prune_streams(engine: SaEngine, ended_before: datetime) -> int:
+async def _prune_streams(conn: AsyncConnection, ended_before: datetime) -> int:
     t = streams_table
     condition = sa.and_(t.c.status == "ended", t.c.ended_at.is_not(None), t.c.ended_at < ended_before)
-    with engine.begin() as conn:
-        ids = list(conn.execute(sa.select(t.c.id).where(condition)).scalars())
-        if not ids:
-            return 0
-        for start in range(0, len(ids), 500):  # stay under every backend's bound-parameter limit
-            chunk = ids[start : start + 500]
-            conn.execute(sa.delete(stats_table).where(stats_table.c.stream_id.in_(chunk)))
-            conn.execute(sa.delete(t).where(t.c.id.in_(chunk)))
-        return len(ids)
+    ids = list((await conn.execute(sa.select(t.c.id).where(condition))).scalars())
+    for start in range(0, len(ids), 500):  # stay under every backend's bound-parameter limit
+        chunk = ids[start : start + 500]
+        await conn.execute(sa.delete(stats_table).where(stats_table.c.stream_id.in_(chunk)))
+        await conn.execute(sa.delete(t).where(t.c.id.in_(chunk)))
+    return len(ids)
 
 
-def _add_stat(engine: SaEngine, row: dict[str, Any], keep: int) -> None:
-    s = stats_table
-    with engine.begin() as conn:
-        conn.execute(sa.insert(s).values(row))
-        _trim_stats(conn, row["stream_id"], keep)
+async def _add_stat(conn: AsyncConnection, row: dict[str, Any], keep: int) -> None:
+    await conn.execute(sa.insert(stats_table).values(row))
+    await _trim_stats(conn, row["stream_id"], keep)
 
 
-def _trim_stats(conn: Connection, stream_id: str, keep: int) -> None:
+async def _trim_stats(conn: AsyncConnection, stream_id: str, keep: int) -> None:
     """Delete every snapshot of the stream older than its ``keep``-th newest (by ts, then insertion order)."""
     s = stats_table
     newest_first = (s.c.ts.desc(), s.c.id.desc())
     query = sa.select(s.c.ts, s.c.id).where(s.c.stream_id == stream_id)
-    cutoff = conn.execute(query.order_by(*newest_first).offset(keep).limit(1)).first()
+    cutoff = (await conn.execute(query.order_by(*newest_first).offset(keep).limit(1))).first()
     if cutoff is None:
         return
     cut_ts, cut_id = cutoff
-    conn.execute(
+    await conn.execute(
         sa.delete(s).where(
             s.c.stream_id == stream_id,
             sa.or_(s.c.ts < cut_ts, sa.and_(s.c.ts == cut_ts, s.c.id <= cut_id)),
@@ -425,8 +407,8 @@ def _trim_stats(conn: Connection, stream_id: str, keep: int) -> None:
     )
 
 
-def _load_stats(
-    engine: SaEngine, stream_id: str, since: datetime | None, limit: int | None
+async def _load_stats(
+    conn: AsyncConnection, stream_id: str, since: datetime | None, limit: int | None
 ) -> list[StatSnapshot]:
     s = stats_table
     stmt = sa.select(*(s.c[name] for name in _STAT_FIELDS)).where(s.c.stream_id == stream_id)
@@ -436,8 +418,7 @@ def _load_stats(
         stmt = stmt.order_by(s.c.ts.desc(), s.c.id.desc()).limit(limit)
     else:
         stmt = stmt.order_by(s.c.ts, s.c.id)
-    with engine.connect() as conn:
-        rows = conn.execute(stmt).mappings().all()
+    rows = (await conn.execute(stmt)).mappings().all()
     snaps = [StatSnapshot(**dict(row)) for row in rows]
     if limit is not None:
         snaps.reverse()
