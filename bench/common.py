@@ -208,7 +208,9 @@ async def running_app(settings: Any, **kwargs: Any) -> AsyncIterator[tuple[Any, 
     app = create_app(settings, **kwargs)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=None) as client:
+        # the key on every request: reads need it too
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=None,
+                                     headers=AUTH) as client:
             yield app, client
 
 

@@ -38,7 +38,7 @@ def _provision(project: ComposeProject, labels: dict[str, str]) -> tuple[int, di
 
 
 def _engines(project: ComposeProject) -> list[dict[str, object]]:
-    status, _, body = http("GET", f"{project.base_url}/engines")
+    status, _, body = http("GET", f"{project.base_url}/engines", headers=project.auth)
     assert status == 200 and isinstance(body, list), (status, body)
     return body
 
@@ -175,7 +175,7 @@ def test_compose_gluetun_engines_share_its_namespace_and_vpn_flap_blocks_provisi
     control = f"http://127.0.0.1:{project.gluetun_port}"
 
     def vpn_connected() -> object:
-        status, _, body = http("GET", f"{project.base_url}/vpn/status")
+        status, _, body = http("GET", f"{project.base_url}/vpn/status", headers=project.auth)
         return status == 200 and isinstance(body, dict) and body.get("connected")
 
     wait_until(vpn_connected, "aceorch to see the VPN connected", timeout=30)
