@@ -1,9 +1,11 @@
-"""The ``aceorch`` command: ``serve``, ``engines prune``, ``debug …`` (log analysis) and ``sim engine|gluetun``."""
+"""The ``aceorch`` command: ``serve``, ``db upgrade|current|history``, ``engines prune``, ``debug …`` (log
+analysis) and ``sim engine|gluetun``."""
 
 from __future__ import annotations
 
 import typer
 
+from aceorch.cli.db import app as db_app
 from aceorch.cli.debug import app as debug_app
 from aceorch.cli.engines import app as engines_app
 from aceorch.cli.serve import serve
@@ -13,6 +15,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(help="aceorch: an orchestrator for AceStream engines.", no_args_is_help=True,
                   add_completion=False)
 app.command()(serve)
+app.add_typer(db_app, name="db", help="The store's schema migrations: `aceorch db upgrade|current|history`.")
 app.add_typer(debug_app, name="debug", help="Analyse debug-mode session logs.")
 app.add_typer(engines_app, name="engines", help="Managed engine containers: `aceorch engines prune`.")
 

@@ -56,21 +56,27 @@ def history() -> list[str]:
     return list(reversed(lines))
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
-    """The database's revision; ``None`` when it was never migrated."""
+async def current_revision(engine: AsyncEngine) -> tuple[str | None, bool]:
+    """The database's revision (``None`` when it was never migrated) and whether it has the store's tables."""
     async with engine.connect() as conn:
-        return await conn.run_sync(_current_sync)
+        return await conn.run_sync(_current_and_tables_sync)
 
 
-async def upgrade(engine: AsyncEngine, *, lock_path: Path | None = None) -> tuple[str | None, str]:
-    """Upgrade to the head revision under the migration lock; return (revision before, revision after)."""
+def _current_and_tables_sync(conn: Connection) -> tuple[str | None, bool]:
+    return _current_sync(conn), sa.inspect(conn).has_table("engines")
+
+
+async def upgrade(
+    engine: AsyncEngine, *, lock_path: Path | None = None, revision: str = "head"
+) -> tuple[str | None, str]:
+    """Upgrade to ``revision`` (the newest by default) under the migration lock; return (before, after)."""
     async with _file_lock(lock_path), engine.connect() as conn:
         postgres = conn.dialect.name == "postgresql"
         if postgres:
             await conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
             await conn.commit()
         try:
-            before = await conn.run_sync(_upgrade_sync)
+            before = await conn.run_sync(_upgrade_sync, revision)
             await conn.commit()
             after = await conn.run_sync(_current_sync)
         finally:
@@ -94,14 +100,15 @@ def _current_sync(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-def _upgrade_sync(conn: Connection) -> str | None:
+def _upgrade_sync(conn: Connection, revision: str) -> str | None:
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     before = _current_sync(conn)
     if before is None and sa.inspect(conn).has_table("engines"):
         logger.info("store: a database made before migrations; marking it as revision 0001, keeping its rows")
         command.stamp(cfg, "0001")
-    command.upgrade(cfg, "head")
+        before = "0001"
+    command.upgrade(cfg, revision)
     return before
 
 

@@ -94,6 +94,9 @@ class SqlStore:
         self._engine: AsyncEngine | None = None
         self._closed = False
         self._down = False
+        #: The schema revision before and after :meth:`open` migrated (``None`` before: a new database, or
+        #: one made before migrations).
+        self.migrated: tuple[str | None, str] | None = None
         self._writes: WriteBehind[Write] = WriteBehind(
             self._apply, is_transient=is_unavailable, on_failure=self._writes_failed,
             on_success=self._writes_landed, max_pending=max_pending, retry_max_s=retry_max_s,
@@ -161,7 +164,7 @@ class SqlStore:
                 raise sa_exc.DatabaseError("PRAGMA quick_check", None,
                                            Exception(f"database disk image is malformed: {result}"))
         lock = path.with_name(path.name + ".migrate-lock") if path is not None else None
-        await migrate.upgrade(engine, lock_path=lock)
+        self.migrated = await migrate.upgrade(engine, lock_path=lock)
 
     @staticmethod
     def _move_aside(path: Path, exc: BaseException) -> None:
@@ -174,6 +177,22 @@ class SqlStore:
                 extra.rename(aside.with_name(aside.name + suffix))
         logger.error("store: %s is not a readable SQLite database (%s); moved it to %s and started an empty one; "
                      "engines are rebuilt from their containers' labels", path, str(exc).splitlines()[0], aside)
+
+    async def revision(self) -> tuple[str | None, bool]:
+        """Without migrating: the database's schema revision and whether it has the store's tables (a SQLite
+        file that does not exist has neither)."""
+        if self._closed or self._engine is not None:
+            raise StoreUnavailable("revision() is for a store that is not open")
+        path = _sqlite_file(self._url)
+        if path is not None and not await asyncio.to_thread(path.is_file):
+            return None, False
+        engine = self._make_engine()
+        try:
+            return await migrate.current_revision(engine)
+        except (sa_exc.SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"cannot read the store {self._safe_url()}: {exc}") from exc
+        finally:
+            await engine.dispose()
 
     async def aclose(self) -> None:
         """Let queued writes land (a few seconds at most), stop the writer and dispose of the engine. Idempotent."""
