@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from aceorch.cli.debug import events, files, findings, reports
+from aceorch.cli.debug import events, files, findings, query, reports
 
 __all__ = ["app"]
 
@@ -25,6 +25,8 @@ app.command("slow")(events.slow_cmd)
 app.command("stress")(events.stress_cmd)
 app.command("timeline")(events.timeline_cmd)
 app.command("export-csv")(events.export_csv_cmd)
+app.command("export")(query.export_cmd)
+app.command("sql")(query.sql_cmd)
 app.command("correlate")(findings.correlate_cmd)
 app.command("diagnose")(findings.diagnose_cmd)
 app.command("html-report")(findings.html_report_cmd)
