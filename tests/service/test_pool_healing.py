@@ -14,7 +14,7 @@ from test_fleet import engine_spec, start_stream
 from test_loops import Signals, probe
 
 from aceorch.control import autoscaler, health
-from aceorch.models import Engine, HealthStatus
+from aceorch.models import Engine, HealthStatus, utcnow
 
 PartsFactory = Callable[..., Awaitable[Parts]]
 
@@ -132,3 +132,14 @@ async def test_an_open_replacement_breaker_keeps_the_hung_engine_at_capacity(par
     assert [(r["action"], r["reason"]) for r in p.ops("health") if r["operation"] == "replacement_decision"] == [
         ("wait", "circuit_breaker")
     ]
+
+
+async def test_a_vpn_restart_leaves_an_unreachable_engine_unreachable(parts: PartsFactory) -> None:
+    p = await parts(startup_timeout_s=1)
+    info = p.runtime.add_container(engine_spec("acestream-7", 19100))
+    await p.fleet.reconcile(initial=True)
+    await p.settle()
+    kept = p.fleet.get(info.id)
+    assert kept is not None and kept.health_status is HealthStatus.UNREACHABLE
+    assert await p.fleet.restart_engines_created_before(utcnow() + timedelta(seconds=1)) == 1
+    assert kept.health_status is HealthStatus.UNREACHABLE, "never unknown, then unhealthy, then replaced"

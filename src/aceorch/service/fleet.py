@@ -270,6 +270,9 @@ class Fleet:
         if starts is not None and starts.in_flight:
             keep |= reserved_now
         self._ports.reset(keep)
+        if initial and self._adopting:
+            logger.info("adopting %d running engine(s); each gets STARTUP_TIMEOUT_S (%s s) to answer",
+                        len(self._adopting), self.settings.runtime.startup_timeout_s)
         if initial:
             for cid in stored:
                 if cid not in self._engines:
@@ -448,7 +451,11 @@ class Fleet:
                 await self._runtime.restart(engine.container_id, timeout=5)
                 ok = await poll_until(answers, timeout=self.settings.runtime.startup_timeout_s, interval=0.2)
                 engine.created_at = utcnow()
-                engine.health_status = HealthStatus.HEALTHY if ok else HealthStatus.UNKNOWN
+                if ok:
+                    engine.unreachable_reason = engine.unreachable_address = None
+                    engine.health_status = HealthStatus.HEALTHY
+                elif engine.health_status is not HealthStatus.UNREACHABLE:  # unreachable stays so: never replaced
+                    engine.health_status = HealthStatus.UNKNOWN
                 count += 1
                 self._record("vpn", operation="engine_restart", container_id=engine.container_id,
                              container_name=engine.container_name, duration_ms=(time.perf_counter() - begin) * 1000,
