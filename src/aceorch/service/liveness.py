@@ -62,10 +62,11 @@ class Liveness:
         return self.runtime_ok and time.monotonic() - self.runtime_checked_at <= self._monitor_interval_s + 2
 
     async def check_store(self) -> bool:
-        """Ping the store."""
+        """Ping the store. A database that is down stops nothing: the store queues its writes and logs the
+        outage (one WARNING line) and the recovery itself."""
         try:
             await self._store.ping()
             self.database_ok = True
-        except Exception:  # noqa: BLE001 - any store failure means "unreachable"
+        except Exception:  # noqa: BLE001 - any store failure means "down"
             self.database_ok = False
         return self.database_ok

@@ -149,6 +149,6 @@ class Status:
         """Per check, ``ok`` or why not: startup done, database answering, runtime answering."""
         return {
             "startup": "ok" if self.started else "pending",
-            "database": "ok" if self._liveness.database_ok else "unreachable",
+            "database": "ok" if self._liveness.database_ok else "down",
             "runtime": "ok" if self._liveness.runtime_fresh() else "unreachable",
         }
