@@ -143,3 +143,18 @@ async def test_a_vpn_restart_leaves_an_unreachable_engine_unreachable(parts: Par
     assert kept is not None and kept.health_status is HealthStatus.UNREACHABLE
     assert await p.fleet.restart_engines_created_before(utcnow() + timedelta(seconds=1)) == 1
     assert kept.health_status is HealthStatus.UNREACHABLE, "never unknown, then unhealthy, then replaced"
+
+
+async def test_an_unreachable_engine_is_never_auto_deleted(parts: PartsFactory) -> None:
+    p = await parts(startup_timeout_s=1, auto_delete=True, engine_grace_period_s=0, min_replicas=0,
+                    min_free_replicas=0)
+    info = p.runtime.add_container(engine_spec("acestream-7", 19100))
+    await p.fleet.reconcile(initial=True)
+    await p.settle()
+    reachable = await p.engine()
+    for port in (19100, reachable.port):
+        stream = await start_stream(p, port, key=f"k{port}")
+        await p.streams.end(stream, "ended", schedule_auto_delete=True)
+    await p.settle()
+    assert p.fleet.get(reachable.container_id) is None, "an idle reachable engine is auto-deleted"
+    assert p.fleet.get(info.id) is not None and info.id in p.runtime.containers

@@ -23,7 +23,7 @@ import httpx
 from aceorch.aiokits import sleep_or_stop, spawn
 from aceorch.config import Settings
 from aceorch.errors import TooManyStreams
-from aceorch.models import Engine, StatSnapshot, Stream, StreamStart, utcnow
+from aceorch.models import Engine, HealthStatus, StatSnapshot, Stream, StreamStart, utcnow
 from aceorch.service.fleet import Fleet
 from aceorch.service.metrics import Metrics
 from aceorch.service.timed import Recorder
@@ -277,7 +277,8 @@ class Streams:
                 return
             self._grace_timers.pop(container_id, None)
             engine = self._fleet.get(container_id)
-            if engine is None or engine.streams:
+            # An unreachable engine may serve streams aceorch cannot see: it is never auto-deleted.
+            if engine is None or engine.streams or engine.health_status is HealthStatus.UNREACHABLE:
                 return
             s = self.settings
             engines = self._fleet.engines()
