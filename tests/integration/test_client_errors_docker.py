@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from aceorch.errors import SpecRefused
+from aceorch.runtime.base import ContainerSpec
+from aceorch.runtime.docker import DockerRuntime
+from docker_fixtures import TEST_LABELS
 
 pytestmark = pytest.mark.docker
 
@@ -50,3 +56,21 @@ def test_five_refused_inputs_leave_the_breaker_closed_and_provisioning_open(orch
     ok = o.provision({})
     assert ok.status_code == 200, ok.text
     assert len(o.containers(running_only=True)) == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "ports"),
+    [
+        ({"SIM_NOTE": "a\u0000b"}, {}),  # Docker accepts the create; runc refuses the start (Docker says 500)
+        ({}, {"99999/tcp": 19999}),  # Docker refuses the create itself (400)
+    ],
+)
+async def test_docker_refusing_a_containers_own_settings_is_spec_refused_and_leaves_nothing(
+    docker_runtime: DockerRuntime, unique_name: Callable[[str], str], engine_image: str,
+    env: dict[str, str], ports: dict[str, int | None],
+) -> None:
+    spec = ContainerSpec(name=unique_name("refused"), image=engine_image, env=env, labels=dict(TEST_LABELS),
+                         ports=ports)
+    with pytest.raises(SpecRefused):
+        await docker_runtime.create(spec)
+    assert [c.name for c in await docker_runtime.list(TEST_LABELS) if c.name == spec.name] == []
