@@ -17,6 +17,10 @@ __all__ = ["Metrics", "DURATION_BUCKETS"]
 #: "slower than the threshold" is exact in PromQL.
 DURATION_BUCKETS = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0, 17.5, 25.0, 40.0, 60.0, 120.0)
 
+#: The codes a provision is refused with before a start: their counters exist from the start at 0, so that
+#: ``increase()`` sees the first refusal (a series that appears at 1 shows no increase).
+BLOCKED_CODES = ("runtime_unavailable", "vpn_disconnected", "circuit_breaker", "max_capacity")
+
 #: Default slow threshold: STARTUP_TIMEOUT_S (25) x DEBUG_SLOW_PROVISIONING_RATIO (0.7).
 DEFAULT_SLOW_THRESHOLD_S = 17.5
 
@@ -81,6 +85,8 @@ class Metrics:
             self.engines.labels(health=health).set(0)
         for name in ("general", "replacement"):
             self.breaker_state.labels(name=name).set(0)
+        for code in BLOCKED_CODES:
+            self.provision_blocked.labels(code=code)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Metrics:
