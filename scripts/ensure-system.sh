@@ -3,7 +3,7 @@
 # Fast path: one dpkg-query call, no network.
 set -euo pipefail
 
-packages=(docker.io debootstrap jq chromium lnav faketime postgresql)
+packages=(docker.io debootstrap jq chromium lnav faketime postgresql prometheus)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -25,3 +25,13 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# Debian's prometheus package starts a system Prometheus on :9090 where services may start (no policy-rc.d). The
+# tests run their own on free loopback ports: the packaged one, installed just now, is stopped and not enabled.
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    if [[ -d /run/systemd/system ]]; then
+        $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+    else
+        $SUDO service prometheus stop >/dev/null 2>&1 || true
+    fi
+fi
