@@ -43,6 +43,13 @@ __all__ = ["Fleet", "Provisioner"]
 
 logger = logging.getLogger(__name__)
 
+#: Failure reasons after which the engine's exit code and last output lines are recorded (before removal).
+_EXIT_REASONS = frozenset({"engine_exited", "startup_timeout"})
+#: How many of the engine's last output lines a failed start records.
+_OUTPUT_TAIL = 20
+#: How long reading them may take before the failure is recorded without them.
+_EVIDENCE_TIMEOUT_S = 5.0
+
 
 def _conf_ports(conf: str) -> tuple[int | None, int | None]:
     http = re.search(r"--http-port=(\d+)", conf)
@@ -189,11 +196,11 @@ class Provisioner:
         duration_ms = (time.perf_counter() - begin) * 1000
         return engine, duration_ms
 
-    def _fail_record(self, req: ProvisionRequest, exc: ProvisioningError, begin: float) -> None:
+    def _fail_record(self, req: ProvisionRequest, exc: ProvisioningError, begin: float, **fields: Any) -> None:
         duration_ms = (time.perf_counter() - begin) * 1000
         self.record("provisioning", operation="start_acestream_failed", error=exc.message, reason=exc.reason,
                     code=exc.code, duration_ms=duration_ms, success=False, source=req.source,
-                    request_id=req.request_id)
+                    request_id=req.request_id, **fields)
         self.on_finished("start_acestream", False, duration_ms, None, exc.code)
 
     def _allocate(self, req: ProvisionRequest, reserved: list[int]) -> dict[str, int | None]:
@@ -414,7 +421,10 @@ class Provisioner:
                 self._reserved_names.discard(name)
         except BaseException as exc:
             err = self._translate(exc)
+            exit_fields: dict[str, Any] = {}
             if info is not None:
+                if err.reason in _EXIT_REASONS:
+                    exit_fields = await self._exit_evidence(info.id, name)
                 await self._remove_quietly(info.id)
             self.ports.release(layout.values())
             if err.code == "runtime_unavailable":
@@ -424,7 +434,7 @@ class Provisioner:
                 breaker.record_rejected()  # the caller's input, not the engine: counts toward no breaker
             else:
                 breaker.record(False)
-            self._fail_record(req, err, begin)
+            self._fail_record(req, err, begin, **exit_fields)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise err from exc
@@ -493,6 +503,19 @@ class Provisioner:
                 f"engine not {what} within STARTUP_TIMEOUT_S ({self.settings.runtime.startup_timeout_s}s)",
                 "startup_timeout",
             )
+
+    async def _exit_evidence(self, container_id: str, name: str) -> dict[str, Any]:
+        """The exit code and last output lines of an engine that failed to start, read before it is removed."""
+        fields: dict[str, Any] = {"container_id": container_id, "container_name": name or None}
+        try:
+            current = await asyncio.wait_for(self.runtime.inspect(container_id), _EVIDENCE_TIMEOUT_S)
+            fields["exit_code"] = current.exit_code
+            fields["container_status"] = current.status
+            text = await asyncio.wait_for(self.runtime.logs(container_id, tail=_OUTPUT_TAIL), _EVIDENCE_TIMEOUT_S)
+            fields["output_tail"] = text.splitlines()[-_OUTPUT_TAIL:]
+        except Exception:  # noqa: BLE001 - best effort: the failure is recorded with what could be read
+            logger.debug("could not read the output of %s before removing it", container_id[:12], exc_info=True)
+        return fields
 
     async def _remove_quietly(self, container_id: str) -> None:
         try:

@@ -213,7 +213,8 @@ def info_from_inspect(data: dict[str, Any]) -> ContainerInfo:
         health=health,
         ip=ip,
         started_at=parse_docker_time(state.get("StartedAt")),
-        exit_code=int(exit_code) if exit_code is not None and status in ("exited", "dead") else None,
+        # While Docker restarts a container, ExitCode is the code of the exit that made it restart.
+        exit_code=int(exit_code) if exit_code is not None and status in ("exited", "dead", "restarting") else None,
     )
 
 

@@ -184,7 +184,7 @@ class InMemoryRuntime:
             health=container.health,
             ip=None if joins else container.ip,
             started_at=container.started_at,
-            exit_code=container.exit_code if container.status in ("exited", "dead") else None,
+            exit_code=container.exit_code if container.status in ("exited", "dead", "restarting") else None,
         )
 
     # -- Runtime ------------------------------------------------------------------------------------------

@@ -147,7 +147,7 @@ class ProcessRuntime:
             health=None,
             ip=HOST_IP,
             started_at=child.started_at,
-            exit_code=child.exit_code if child.status in ("exited", "dead") else None,
+            exit_code=child.exit_code if child.status in ("exited", "dead", "restarting") else None,
         )
 
     def _emit(self, action: str, child: _Child, **attributes: str) -> None:
