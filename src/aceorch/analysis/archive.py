@@ -1,4 +1,4 @@
-"""``aceorch debug archive`` and ``prune``: the seed's ``tar`` and ``find -mtime +7 -delete``, done safely.
+"""``aceorch debug archive`` and ``prune``: the debug-mode guide's ``tar`` and ``find -mtime +7 -delete``, done safely.
 
 * Sessions are chosen by the date in their id, not by file mtime (a copied folder keeps its meaning).
 * Only files that follow the naming contract are touched; anything else in the folder is left alone.
@@ -36,7 +36,7 @@ def parse_age(text: str) -> timedelta:
 
 
 def default_archive_name(sessions: Sequence[Session]) -> str:
-    """``investigation_<YYYYMMDD>.tar.gz`` (the seed's name), or a date range when sessions span days."""
+    """``investigation_<YYYYMMDD>.tar.gz`` (the debug-mode guide's name), or a date range when sessions span days."""
     days = sorted({s.session_id[:8] for s in sessions})
     if not days:
         return "investigation.tar.gz"

@@ -1,8 +1,8 @@
 """``aceorch debug correlate``: join the proxy's provisioning requests with the orchestrator's starts.
 
-The seed's script pairs every proxy ``provision_request`` with every orchestrator ``start_acestream_begin``
+The debug-mode guide's script pairs every proxy ``provision_request`` with every orchestrator ``start_acestream_begin``
 that follows it within one second. aceorch records carry the caller's ``X-Request-ID`` as ``request_id``, so
-when both sides have it the join is exact; only requests without a usable id fall back to the seed's rule
+when both sides have it the join is exact; only requests without a usable id fall back to the debug-mode guide's rule
 (and then one-to-one: each orchestrator start is claimed by the earliest proxy request that fits).
 
 Each joined request gets three latencies: proxy request → orchestrator begin, begin → engine ready (the
@@ -24,7 +24,7 @@ from aceorch.analysis.sessions import Session
 
 __all__ = ["correlate", "WINDOW_S"]
 
-#: The seed's rule: the orchestrator start must follow the proxy request within this many seconds.
+#: The debug-mode guide's rule: the orchestrator start must follow the proxy request within this many seconds.
 WINDOW_S = 1.0
 
 _BEGINS = ("start_acestream_begin", "start_container_begin")

@@ -1,7 +1,7 @@
-"""``aceorch debug diagnose``: the seed's "Example Output Analysis" and "Common Patterns", automatically.
+"""``aceorch debug diagnose``: the debug-mode guide's "Example Output Analysis" and "Common Patterns", automatically.
 
 A handful of rules each turn the evidence of :mod:`aceorch.analysis.evidence` into a :class:`Finding` with a
-causal chain and the settings to change. Rules, in the seed's terms:
+causal chain and the settings to change. Rules, in the debug-mode guide's terms:
 
 * VPN drop → slow provisioning → unhealthy engines (Finding 1–3, Pattern 1).
 * Circuit breaker opened, with the error of the failure that started its streak (Pattern 2).
@@ -41,15 +41,18 @@ NO_PROBLEMS = "No problems found"
 def _vpn_finding(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> Finding | None:
     if not windows:
         return None
-    chains: list[tuple[int, list[str], str]] = []
+    chains: list[tuple[int, list[str], str, set[str]]] = []
     evidence: list[dict[str, Any]] = []
     for w0, w1, outage in windows:
         chain = [
             f"VPN disconnected at {hms(outage.start)}" + (f" ({outage.signal})" if outage.signal else "")
         ]
         score = 0
+        links: set[str] = set()
+        # A slow start counts only when it ended after the drop (it was slowed by it, not before it).
         slow = [s for s in ev.slow if s.t_begin <= w1 and s.t_end >= w0]
         if slow:
+            links.add("slow")
             first = min(slow, key=lambda s: s.t_end)
             worst = max(slow, key=lambda s: s.duration_ms or 0.0)
             lag = first.t_end - w0
@@ -69,7 +72,7 @@ def _vpn_finding(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> Fi
         refused = [f for f in ev.failures if f.reason == "vpn_disconnected" and w0 <= f.t_end <= w1]
         if refused:
             chain.append(f"{len(refused)} provision(s) refused with vpn_disconnected")
-            score += 1
+            links.add("refused")
         peaks = [p for p in ev.health_peaks if w0 <= p[0] <= w1]
         if peaks:
             worst_peak = max(peaks, key=lambda p: p[2] / p[3])
@@ -79,6 +82,7 @@ def _vpn_finding(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> Fi
                 f"({worst_peak[2]}/{worst_peak[3]})"
             )
             score += 1
+            links.add("unhealthy")
             evidence.append(
                 {
                     "timestamp": worst_peak[1],
@@ -99,6 +103,7 @@ def _vpn_finding(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> Fi
                     f"{r.get('description') or 'engines turned unhealthy'} at {hms(r.get('timestamp'))}"
                 )
                 score += 1
+                links.add("unhealthy")
                 evidence.append(
                     {
                         "timestamp": r.get("timestamp"),
@@ -118,15 +123,11 @@ def _vpn_finding(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> Fi
                 "detail": f"until {outage.end or 'end of log'} ({fmt_s(outage.duration_ms)})",
             },
         )
-        chains.append((score, chain, outage.start))
-    best = max(chains, key=lambda c: c[0])
+        chains.append((score, chain, outage.start, links))
+    best = max(chains, key=lambda c: (c[0], len(c[3])))
     severity = "critical" if best[0] else "warning"
     count = len(windows)
-    title = (
-        "VPN drop → slow provisioning → unhealthy engines"
-        if best[0]
-        else f"VPN outage{'s' if count > 1 else ''} ({count}) without visible effect on engines"
-    )
+    title = _vpn_title(best[3], count)
     if count > 1:
         best[1].append(f"{count} VPN outages in total")
     return Finding(
@@ -151,6 +152,20 @@ def _vpn_finding(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> Fi
             },
         ],
     )
+
+
+def _vpn_title(links: set[str], count: int) -> str:
+    """The headline of a VPN finding: a link of the chain appears only when the data shows it."""
+    steps = ["VPN drop"]
+    if "slow" in links:
+        steps.append("slow provisioning")
+    if "unhealthy" in links:
+        steps.append("unhealthy engines")
+    if len(steps) > 1:
+        return " → ".join(steps)
+    if "refused" in links:
+        return "VPN drop: provisioning paused while it was down (no slow start, no unhealthy engine)"
+    return f"VPN outage{'s' if count > 1 else ''} ({count}) without visible effect on engines"
 
 
 def _breaker_finding(ev: Evidence) -> Finding | None:
@@ -338,7 +353,8 @@ def _slow_findings(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> 
                 }
                 for f in timeouts[:5]
             )
-        chain.append("engines are slow to pull their image or to answer after start")
+        cause, title = _slow_cause(ev, slow_outside)
+        chain.append(cause)
         settings = [
             {"name": "STARTUP_TIMEOUT_S", "advice": "raise it if engines do come up, only late"},
             {
@@ -350,7 +366,7 @@ def _slow_findings(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> 
             Finding(
                 kind="slow_startup",
                 severity="warning",
-                title="Slow image pull or engine startup",
+                title=title,
                 chain=chain,
                 evidence=evidence[:EVIDENCE_CAP],
                 first_seen=min([s.timestamp for s in slow_outside[:1]] + [f.timestamp for f in timeouts[:1]]),
@@ -363,11 +379,22 @@ def _slow_findings(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> 
             by_reason[f.reason or "?"] = by_reason.get(f.reason or "?", 0) + 1
         crash_settings = [
             {"name": "TARGET_IMAGE", "advice": "check that the image exists locally and runs (docker run it once)"},
-            {
-                "name": "engine logs",
-                "advice": "read the engine's own output: `docker logs <container>` while it restarts",
-            },
         ]
+        told = next((f for f in crashes if f.exit_code is not None or f.output_tail), None)
+        crash_chain: list[str] = []
+        if told is not None:
+            code = "unknown" if told.exit_code is None else str(told.exit_code)
+            crash_chain.append(
+                f"{told.container or 'the engine'} exited with exit code {code} at {hms(told.timestamp)}"
+                + (f"; its last output line: {told.output_tail[-1]}" if told.output_tail else "")
+            )
+        else:
+            crash_settings.append(
+                {
+                    "name": "engine output",
+                    "advice": "no output was recorded for these starts: run the image once by hand to see it",
+                }
+            )
         findings.append(
             Finding(
                 kind="engine_exits",
@@ -377,9 +404,11 @@ def _slow_findings(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> 
                     "start failures: "
                     + ", ".join(f"{n}× {reason}" for reason, n in sorted(by_reason.items()))
                     + f" (first at {hms(crashes[0].timestamp)}: {crashes[0].error or 'no error text'})",
+                    *crash_chain,
                     "the engine process ends during startup, or its image is missing: a configuration or image "
                     "problem, not load",
                 ],
+                output_tail=list(told.output_tail) if told is not None and told.output_tail else None,
                 evidence=[
                     {"timestamp": f.timestamp, "type": f.operation, "detail": f"reason={f.reason} error={f.error!r}"}
                     for f in crashes[:EVIDENCE_CAP]
@@ -389,6 +418,35 @@ def _slow_findings(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> 
             )
         )
     return findings
+
+
+#: ``runtime.create`` slower than this share of the whole start is "slow to pull its image".
+_CREATE_SHARE = 0.5
+
+
+def _slow_cause(ev: Evidence, slow: list[Start]) -> tuple[str, str]:
+    """Why the slow starts were slow, as far as ``runtime.create`` timings tell: (chain line, title)."""
+    timed = [(s, ev.create_ms[s.container]) for s in slow if s.container and s.container in ev.create_ms]
+    if not timed:
+        return (
+            "engines are slow to pull their image or to answer after start (no runtime.create timing recorded "
+            "to tell which)",
+            "Slow image pull or engine startup",
+        )
+    pulls = [(s, ms) for s, ms in timed if s.duration_ms and ms >= _CREATE_SHARE * s.duration_ms]
+    if pulls:
+        s, ms = max(pulls, key=lambda p: p[1])
+        return (
+            f"creating the container (runtime.create, which pulls the image) took {fmt_s(ms)} of "
+            f"{fmt_s(s.duration_ms)} for {s.container}: the image is slow to pull",
+            "Slow image pull",
+        )
+    s, ms = max(timed, key=lambda p: p[0].duration_ms or 0.0)
+    return (
+        f"creating the container took only {fmt_s(ms)} of {fmt_s(s.duration_ms)} for {s.container}: "
+        "the engine itself is slow to start up and answer",
+        "Slow engine startup",
+    )
 
 
 def _hanging_finding(ev: Evidence, windows: list[tuple[float, float, Outage]]) -> Finding | None:

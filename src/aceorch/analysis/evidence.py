@@ -56,9 +56,12 @@ class Finding:
     evidence: list[dict[str, Any]]
     settings: list[dict[str, str]]
     first_seen: str | None = None
+    #: The last output lines of the engine the finding is about, when a failed start recorded them.
+    output_tail: list[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The finding as the ``diagnose --json`` item (``summary`` joins the chain)."""
+        extra: dict[str, Any] = {} if self.output_tail is None else {"output_tail": self.output_tail}
         return {
             "kind": self.kind,
             "severity": self.severity,
@@ -68,6 +71,7 @@ class Finding:
             "first_seen": self.first_seen,
             "evidence": self.evidence,
             "settings": self.settings,
+            **extra,
         }
 
 
@@ -84,6 +88,9 @@ class Start:
     reason: str | None
     error: str | None
     container: str | None
+    #: A failed start's engine exit code and last output lines, when the orchestrator could read them.
+    exit_code: int | None = None
+    output_tail: tuple[str, ...] = ()
 
 
 @dataclass
@@ -111,6 +118,8 @@ class Evidence:
     health_peaks: list[tuple[float, str, int, int]] = field(default_factory=list)
     slow_perf: int = 0
     last_t: float = 0.0
+    #: How long ``runtime.create`` (creating the container, pulling its image if needed) took, by container name.
+    create_ms: dict[str, float] = field(default_factory=dict)
 
 
 def hms(ts: str | None) -> str:
@@ -149,6 +158,16 @@ def collect(reader: Reader, sessions: Sequence[Session]) -> Evidence:
             if state == "open":
                 ev.breaker_opens.append(record)
 
+    for session in sessions:
+        path = session.path("performance")
+        if path is None:
+            continue
+        for record in reader.records(path, needle="runtime.create"):
+            name, duration = record.get("container_name"), number(record.get("duration_ms"))
+            if record.get("operation") == "runtime.create" and isinstance(name, str) and duration is not None:
+                if len(ev.create_ms) < _KEEP_CAP:
+                    ev.create_ms[name] = duration
+
     for _c, record in reader.merged(sessions, ("errors",)):
         ev.error_count += 1
         if len(ev.errors) < EVIDENCE_CAP:
@@ -177,6 +196,8 @@ def collect(reader: Reader, sessions: Sequence[Session]) -> Evidence:
                 reason=record.get("reason") if isinstance(record.get("reason"), str) else None,
                 error=record.get("error") if isinstance(record.get("error"), str) else None,
                 container=str(container) if container else None,
+                exit_code=_exit_code(record.get("exit_code")),
+                output_tail=_lines(record.get("output_tail")),
             )
             ev.starts_total += 1
             ev.last_t = max(ev.last_t, t_end)
@@ -232,3 +253,15 @@ def outage_windows(ev: Evidence) -> list[tuple[float, float, Outage]]:
 def in_windows(t0: float, t1: float, windows: list[tuple[float, float, Outage]]) -> bool:
     """Whether ``[t0, t1]`` overlaps any outage window."""
     return any(t0 <= w1 and t1 >= w0 for w0, w1, _o in windows)
+
+
+def _exit_code(value: Any) -> int | None:
+    """A recorded exit code (a JSON integer), or None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _lines(value: Any) -> tuple[str, ...]:
+    """Recorded output lines (a JSON list of strings); anything else is none."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(line) for line in value)

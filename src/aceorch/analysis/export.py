@@ -52,7 +52,7 @@ def _csv_cell(value: Any) -> str:
 def csv_rows(
     reader: Reader, sessions: Sequence[Session], *, categories: Sequence[str]
 ) -> Iterator[list[str]]:
-    """The seed's CSV export, ``[.timestamp, .operation, .duration_ms, .success]`` first, then more columns.
+    """The debug-mode guide's CSV export, ``[.timestamp, .operation, .duration_ms, .success]`` first, then more columns.
 
     Rows come file by file in file order (like ``cat … | jq``) when one category is asked for, and merged by
     time otherwise.

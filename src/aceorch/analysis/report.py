@@ -212,12 +212,12 @@ def build_report(reader: Reader, sessions: Sequence[Session]) -> dict[str, Any]:
     outages = vpn_outages(vpn_records)
 
     operations = [entry.as_dict() for entry in stats.values()]
-    seed = stats.get(("provisioning", "start_acestream_success"))
+    starts = stats.get(("provisioning", "start_acestream_success"))
     cycles_total = sum(c.total for c in health)
     return {
         "sessions": [s.session_id for s in sessions],
         "operations": operations,
-        "average_provisioning_ms": (seed.total / seed.with_duration) if seed and seed.with_duration else None,
+        "average_provisioning_ms": (starts.total / starts.with_duration) if starts and starts.with_duration else None,
         "stress": dict(sorted(stress_counts.items())),
         "vpn_outages": [o.as_dict() for o in outages],
         "health": {

@@ -236,9 +236,9 @@ def timeline(
     until: str | None = None,
     categories: Sequence[str] = CATEGORIES,
 ) -> Iterator[dict[str, Any]]:
-    """The seed's merged, time-sorted view: records with an ``event_type`` or ``operation``.
+    """The debug-mode guide's merged, time-sorted view: records with an ``event_type`` or ``operation``.
 
-    Each item has the seed's ``{time, type, desc}`` plus ``category``, ``seq`` and a few context fields.
+    Each item has the debug-mode guide's ``{time, type, desc}`` plus ``category``, ``seq`` and a few context fields.
     ``types`` match exactly or as a shell pattern (``vpn_*``).
     """
     import fnmatch

@@ -113,6 +113,10 @@ def diagnose_cmd(
                 out.print(
                     f"     {e.get('timestamp')}  {e.get('type')}  {e.get('detail') or ''}", markup=False
                 )
+        if finding.get("output_tail"):
+            out.print("   The engine's last output lines (recorded before its container was removed):")
+            for line in finding["output_tail"]:
+                out.print(f"     | {line}", markup=False)
         out.print("   Change:")
         for s in finding["settings"]:
             out.print(f"     {s['name']}: {s['advice']}", markup=False)
