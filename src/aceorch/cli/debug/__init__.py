@@ -17,6 +17,7 @@ __all__ = ["app"]
 app = typer.Typer(
     help="Analyse debug-mode logs offline: reports, slow operations, stress, timeline, diagnosis.",
     no_args_is_help=True,
+    add_completion=False,
 )
 
 app.command("sessions")(reports.sessions_cmd)

@@ -130,7 +130,7 @@ def timeline_cmd(
     all_sessions: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """The merged, time-sorted view of events (the seed's sort_by(.timestamp) recipe)."""
+    """The merged, time-sorted view of events (the jq sort_by(.timestamp) recipe of the debug-mode guide)."""
     chosen = pick_sessions(log_dir, session, all_sessions)
     with open_reader(chosen) as reader:
         try:
@@ -159,7 +159,7 @@ def export_csv_cmd(
     all_sessions: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """CSV of timestamp, operation, duration_ms, success, and more (the seed's jq @csv export)."""
+    """CSV of timestamp, operation, duration_ms, success, and more (the jq @csv export of the debug-mode guide)."""
     if category != "all" and category not in CATEGORIES:
         raise fail(f"unknown category {category!r}; one of: all, " + ", ".join(CATEGORIES))
     categories = CATEGORIES if category == "all" else (category,)

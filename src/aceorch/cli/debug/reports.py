@@ -106,13 +106,13 @@ def report_cmd(
             fmt_pct(op["success_rate"]),
         )
     out.print(table)
-    seed = Table(title="Successful entries with a duration (the seed's Performance Report)")
+    guide = Table(title="Successful entries with a duration (the debug-mode guide's Performance Report, in ms)")
     for column in ("category", "operation", "count", "avg ms", "min ms", "max ms"):
-        seed.add_column(column, justify="left" if column in ("category", "operation") else "right")
+        guide.add_column(column, justify="left" if column in ("category", "operation") else "right")
     for op in report["operations"]:
         ok = op["successful"]
         if ok["count"]:
-            seed.add_row(
+            guide.add_row(
                 op["category"],
                 op["operation"],
                 str(ok["count"]),
@@ -120,22 +120,22 @@ def report_cmd(
                 fmt_ms(ok["min_ms"]),
                 fmt_ms(ok["max_ms"]),
             )
-    out.print(seed)
+    out.print(guide)
     stress = Table(title="Stress events by type")
     stress.add_column("event_type")
-    stress.add_column("count", justify="right")
+    stress.add_column("events", justify="right")
     for kind, count in report["stress"].items():
         stress.add_row(kind, str(count))
     out.print(stress if report["stress"] else "Stress events: none")
     if report["vpn_outages"]:
         vpn = Table(title="VPN outages")
-        for column in ("start", "end", "duration", "signal", "engines restarted"):
+        for column in ("start (UTC)", "end (UTC)", "duration (s)", "signal", "engines restarted"):
             vpn.add_column(column)
         for o in report["vpn_outages"]:
             vpn.add_row(
                 o["start"],
                 o["end"] or "(still down)",
-                "–" if o["duration_ms"] is None else f"{o['duration_ms'] / 1000:.1f}s",
+                "–" if o["duration_ms"] is None else f"{o['duration_ms'] / 1000:.1f}",
                 str(o["signal"] or ""),
                 "" if o["engines_restarted"] is None else str(o["engines_restarted"]),
             )
@@ -148,16 +148,16 @@ def report_cmd(
             title=f"Health over time ({health['cycles']} sweeps, healthy {fmt_pct(health['healthy_ratio'])})"
         )
         for column in (
-            "from",
-            "to",
+            "from (UTC)",
+            "to (UTC)",
             "sweeps",
-            "healthy",
-            "unhealthy",
-            "total",
+            "healthy engines (avg)",
+            "unhealthy engines (avg)",
+            "engines (avg)",
             "healthy ratio",
             "worst sweep",
         ):
-            ht.add_column(column, justify="left" if column in ("from", "to") else "right")
+            ht.add_column(column, justify="left" if column in ("from (UTC)", "to (UTC)") else "right")
         for b in health["over_time"]:
             ht.add_row(
                 b["start"][11:19],
