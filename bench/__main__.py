@@ -1,7 +1,8 @@
 """``python -m bench [names...] [--quick]``: run the benchmarks, each in its own process, then a table.
 
 Names: p1 p2 p3 p4 p5 p7 report (default: all). ``--quick`` (or ``BENCH_QUICK=1``) runs a tiny size; the
-debug-report benchmark (``bench/bench_report.py``) then uses 30 MB instead of ``BENCH_REPORT_MB`` (300).
+debug-report benchmark (``bench/bench_report.py``) then uses 30 MB instead of ``BENCH_REPORT_MB``
+(default ``75,300``: both sizes side by side).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ REPORT_RESULTS = common.ROOT / "bench" / "results"
 
 def command(name: str, quick: bool) -> list[str]:
     if name == "report":
-        mb = "30" if quick else os.environ.get("BENCH_REPORT_MB", "300")
+        mb = "30" if quick else os.environ.get("BENCH_REPORT_MB", "75,300")
         return [sys.executable, str(common.ROOT / "bench" / "bench_report.py"), "--mb", mb]
     return [sys.executable, "-m", f"bench.{BENCHMARKS[name]}", *(["--quick"] if quick else [])]
 
