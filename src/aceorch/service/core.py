@@ -43,8 +43,10 @@ __all__ = ["Service"]
 
 logger = logging.getLogger(__name__)
 
-#: How long ENGINES_ON_EXIT=stop may take to remove the engines at shutdown.
+#: How long ENGINES_ON_EXIT=stop may take to remove the engines at shutdown, and the last part of it, in which the
+#: engines still there are killed rather than stopped.
 ENGINES_STOP_DEADLINE_S = 10.0
+ENGINES_KILL_S = 3.0
 
 BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
@@ -262,20 +264,30 @@ class Service:
                 logger.info("%d engine%s left running for the next start (ENGINES_ON_EXIT=stop removes them)",
                             n, "" if n == 1 else "s")
             return
-        try:
-            removed = await asyncio.wait_for(self._remove_engines(), timeout=ENGINES_STOP_DEADLINE_S)
-        except TimeoutError:
+        removed = 0
+        for graceful, within in ((True, ENGINES_STOP_DEADLINE_S - ENGINES_KILL_S), (False, ENGINES_KILL_S)):
+            try:
+                removed += await asyncio.wait_for(self._remove_engines(graceful=graceful), timeout=within)
+                break
+            except TimeoutError:
+                continue  # engines slow to stop are killed next
+            except Exception as exc:  # noqa: BLE001 - shutdown goes on
+                logger.warning("ENGINES_ON_EXIT=stop: could not remove the engines: %s", exc)
+                return
+        else:
             logger.warning("ENGINES_ON_EXIT=stop: not every engine was removed within %.0f s; "
                            "`aceorch engines prune` removes the rest", ENGINES_STOP_DEADLINE_S)
-        except Exception as exc:  # noqa: BLE001 - shutdown goes on
-            logger.warning("ENGINES_ON_EXIT=stop: could not remove the engines: %s", exc)
-        else:
-            logger.info("ENGINES_ON_EXIT=stop: %d engine%s removed", removed, "" if removed == 1 else "s")
+            return
+        logger.info("ENGINES_ON_EXIT=stop: %d engine%s removed", removed, "" if removed == 1 else "s")
 
-    async def _remove_engines(self) -> int:
-        """Stop and remove every managed engine (the fleet's, and any the runtime lists); how many went."""
+    async def _remove_engines(self, *, graceful: bool) -> int:
+        """Remove every managed engine (the fleet's, and any the runtime lists); how many went.
+
+        ``graceful`` stops the fleet's engines as any stop does (their streams end, the store forgets them);
+        otherwise every engine is killed and removed at once.
+        """
         key, value = self.settings.label_pair
-        known = [e.container_id for e in self.fleet.engines()]
+        known = [e.container_id for e in self.fleet.engines()] if graceful else []
         others = [c.id for c in await self.runtime.list({key: value})
                   if self.fleet.is_engine(c) and c.id not in known]
 
