@@ -56,6 +56,11 @@ def test_panel_takes_the_key_and_shows_engines_streams_chart_stress(
     expect(second.get_by_test_id("engine-streams")).to_have_text("0")
     expect(second.get_by_test_id("engine-idle")).to_have_text(re.compile(r"^\d+s$"))
     expect(page.get_by_test_id("engines-count")).to_have_text("2")
+    # CPU and memory, sampled in the background from the runtime (here the children's /proc)
+    expect(first.get_by_test_id("engine-mem")).to_have_text(re.compile(r"^\d+\.\d MiB$"), timeout=15_000)
+    expect(first.get_by_test_id("engine-cpu")).to_have_text(re.compile(r"^\d+\.\d %$"), timeout=15_000)
+    sampled = {e["container_id"]: e for e in srv.get("/engines")}[e1["container_id"]]
+    assert sampled["memory_bytes"] > 1 << 20 and sampled["cpu_percent"] is not None
 
     # the stream, its engine by name, and a live chart of its stats
     srow = page.locator(f'[data-testid="stream-row"][data-id="{stream["id"]}"]')
@@ -133,31 +138,40 @@ def test_deleting_an_engine_from_the_panel_stops_it(live: Callable[..., LiveServ
 def test_api_errors_are_shown_in_the_banner(live: Callable[..., LiveServer], page: Page) -> None:
     srv = live()
     eng = srv.provision()
+    # reads need the key too: without one the panel says so and shows no engine
     open_panel(page, srv, key=None)
     expect(page.get_by_test_id("key-state")).to_have_text("not set")
-    expect(page.get_by_test_id("error-banner")).to_be_hidden()
-    page.on("dialog", lambda d: d.accept())
-
-    page.get_by_test_id("delete-engine").click()
     banner = page.get_by_test_id("error-banner")
     expect(banner).to_be_visible()
-    expect(banner).to_contain_text(f"DELETE /containers/{eng['container_id']}: 401 missing bearer token")
+    expect(banner).to_contain_text("GET /engines: 401 missing bearer token")
+    expect(page.get_by_test_id("engine-row")).to_have_count(0)
+    page.on("dialog", lambda d: d.accept())
 
     page.get_by_test_id("api-key").fill("wrong-key")
     page.get_by_test_id("save-key").click()
     expect(page.get_by_test_id("key-state")).to_have_text("stored")
-    page.get_by_test_id("delete-engine").click()
-    expect(banner).to_contain_text("403 invalid token")
-    assert srv.engine_ids() == [eng["container_id"]]
+    expect(banner).to_contain_text("GET /engines: 403 invalid token")
+    expect(page.get_by_test_id("engine-row")).to_have_count(0)
 
-    page.get_by_test_id("error-dismiss").click()
+    # the right key: the reads succeed, their errors clear themselves, the engine shows
+    page.get_by_test_id("api-key").fill(API_KEY)
+    page.get_by_test_id("save-key").click()
+    expect(page.get_by_test_id("engine-row")).to_have_count(1)
     expect(banner).to_be_hidden()
 
-    # any Bearer action without a key is reported, e.g. the breaker reset
-    page.get_by_test_id("api-key").fill("")
+    # an action refused by the API is reported: a wrong key on the breaker reset and the delete
+    page.get_by_test_id("api-key").fill("wrong-key")
     page.get_by_test_id("save-key").click()
     page.get_by_test_id("reset-all-breakers").click()
-    expect(banner).to_contain_text("POST /health/circuit-breaker/reset: 401 missing bearer token")
+    expect(banner).to_contain_text("POST /health/circuit-breaker/reset: 403 invalid token")
+    page.get_by_test_id("delete-engine").click()
+    expect(banner).to_contain_text(f"DELETE /containers/{eng['container_id']}: 403 invalid token")
+    assert srv.engine_ids() == [eng["container_id"]]
+
+    page.get_by_test_id("api-key").fill(API_KEY)
+    page.get_by_test_id("save-key").click()
+    page.get_by_test_id("error-dismiss").click()
+    expect(banner).to_be_hidden()
 
 
 def test_debug_toggle_and_bundle_download(live: Callable[..., LiveServer], page: Page, tmp_path: Path) -> None:
