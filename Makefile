@@ -1,7 +1,7 @@
 # aceorch developer targets. Every target is idempotent and fast when its work is already done:
 # `make test` on a machine with the packages, the images and the venv spends seconds on setup.
 #
-#   make test    system + docker + images + venv + lint, then the whole pytest suite (CI: .ci/run)
+#   make test    system + docker + postgres + images + venv + lint, then the whole pytest suite (CI: .ci/run)
 #   make run     the service (`aceorch serve`); builds the images only if a Docker engine already answers
 #   make clean   removes every managed engine container (`aceorch engines prune`) when a Docker engine answers
 #   make lint    ruff, mypy --strict, import-linter
@@ -18,10 +18,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.aceorch-installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv system docker images lint test run clean bench chaos
+.PHONY: help venv system docker postgres images lint test run clean bench chaos
 
 help:
-	@echo "targets: venv system docker images lint test run clean bench chaos"
+	@echo "targets: venv system docker postgres images lint test run clean bench chaos"
 
 # Create the venv if missing; reinstall only when pyproject.toml is newer than the stamp.
 venv: $(STAMP)
@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
-# Debian packages: docker.io, debootstrap, jq, chromium, lnav (apt-get only when one is missing).
+# Debian packages: docker.io, debootstrap, jq, chromium, lnav, faketime, postgresql (apt-get only when one is missing).
 system:
 	@scripts/ensure-system.sh
 	@scripts/ensure-compose.sh >/dev/null
@@ -50,9 +50,14 @@ lint: venv
 	$(BIN)/mypy
 	@if [ -f .importlinter ]; then $(BIN)/lint-imports; fi
 
+# PostgreSQL's server binaries (and, as root, the postgres user). The tests start a throwaway cluster from them
+# on a free local port for the session and stop it afterwards (tests/pg_fixtures.py).
+postgres: system
+	@scripts/ensure-postgres.sh >/dev/null
+
 # Playwright's Python package comes with the venv; its browser is Debian's /usr/bin/chromium
 # (never `playwright install`).
-test: system docker images venv lint
+test: system docker postgres images venv lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Never installs or starts Docker: with no engine answering, aceorch runs (RUNTIME=auto picks the process runtime).
