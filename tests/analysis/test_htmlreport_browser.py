@@ -9,6 +9,7 @@ in the right places), and a screenshot is taken to ``test-artifacts/html-report.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -131,9 +132,79 @@ def test_report_renders_every_plot(report_page: tuple[Page, list[str]], rich_run
         assert len(bands) == outages and all(b["w"] >= 2 and b["h"] > 100 for b in bands), (svg, bands)
 
     for name in ("healthy", "unhealthy"):
-        [poly] = drawn(page, f"{HEALTH} polyline.{name}")
-        assert poly["n"] == len(cycles) and poly["w"] > 500, (name, poly)
-        assert poly["h"] > 0, f"the {name} line is flat, but the run had both healthy and hung engines"
+        [step] = drawn(page, f"{HEALTH} path.{name}.step")
+        assert step["w"] > 500, (name, step)
+        assert step["h"] > 0, f"the {name} line is flat, but the run had both healthy and hung engines"
+        assert page.get_attribute(f"{HEALTH} path.{name}.step", "data-sweeps") == str(len(cycles))
+        assert len(drawn(page, f"{HEALTH} circle.{name}-point")) == len(cycles)
+
+
+def test_every_dot_has_hover_text_with_container_duration_and_reason(
+    report_page: tuple[Page, list[str]], rich_run: RealRun
+) -> None:
+    page, _network = report_page
+    starts = [r for r in rich_run.records("provisioning") if r["operation"] in STARTS
+              and isinstance(r.get("duration_ms"), int | float)]
+    dots = page.locator(f"{PROV} circle.provision")
+    assert dots.count() == len(starts)
+    tip = page.locator("#chart-tip")
+    texts = []
+    for i in range(dots.count()):
+        dots.nth(i).hover()
+        assert tip.is_visible()
+        texts.append(tip.inner_text())
+    for record in starts:
+        seconds = f"{record['duration_ms'] / 1000:.2f} s"
+        hits = [t for t in texts if seconds in t]
+        assert hits, f"no dot says {seconds}: {texts}"
+        if STARTS[record["operation"]]:
+            assert any(str(record["container_name"]) in t for t in hits), (record, hits)
+        else:
+            assert any(f"reason: {record['reason']}" in t for t in hits), (record, hits)
+    page.mouse.move(1, 1)
+    assert not tip.is_visible()
+
+
+def test_stress_markers_and_both_charts_have_a_legend(
+    report_page: tuple[Page, list[str]], rich_run: RealRun
+) -> None:
+    page, _network = report_page
+    stress = {r["event_type"] for r in rich_run.records("stress") if not r["event_type"].endswith("_resolved")}
+    legends = page.locator("ul.legend")
+    assert legends.count() == 2
+    entries = [t.strip() for t in legends.nth(0).locator("li").all_text_contents()]
+    assert {"finished start", "failed start", "slow-start threshold", "VPN outage"} <= set(entries)
+    assert {e.removeprefix("stress: ") for e in entries if e.startswith("stress: ")} == stress
+    # Each stress type's legend swatch has the colour of its markers.
+    for kind in stress:
+        colour = page.get_attribute(f"{PROV} path.stress[data-type='{kind}']", "fill")
+        swatch = page.get_attribute(f"ul.legend li[data-kind='stress:{kind}'] .swatch", "style")
+        assert colour and swatch and colour in swatch, (kind, colour, swatch)
+    engine_entries = [t.strip() for t in legends.nth(1).locator("li").all_text_contents()]
+    assert {"healthy engines", "unhealthy engines"} <= set(engine_entries)
+
+
+def test_findings_come_first(report_page: tuple[Page, list[str]]) -> None:
+    page, _network = report_page
+    headings = [h.strip() for h in page.locator("h2").all_text_contents()]
+    assert headings[0] == "Findings"
+    assert page.locator("section.finding").count() >= 1
+
+
+def test_axis_ticks_are_round_numbers(report_page: tuple[Page, list[str]]) -> None:
+    page, _network = report_page
+    for svg in (PROV, HEALTH):
+        labels = [t for t in page.eval_on_selector_all(f"{svg} text.tick[text-anchor='end']", TEXTS) if t["x"] < 64]
+        values = [float(t["text"]) for t in labels]
+        steps = {round(b - a, 9) for a, b in zip(values, values[1:], strict=False)}
+        assert len(steps) == 1, values
+        [step] = steps
+        mantissa = step / 10 ** math.floor(math.log10(step))
+        assert round(mantissa, 9) in (1.0, 2.0, 5.0), (svg, values)
+        times = [t["text"] for t in page.eval_on_selector_all(f"{svg} text.tick[text-anchor='middle']", TEXTS)]
+        assert len(times) >= 2 and all(len(x) in (5, 8) for x in times), times
+        seconds = [int(x[6:8]) if len(x) == 8 else 0 for x in times]
+        assert all(s % 5 == 0 for s in seconds), times
 
 
 def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
@@ -212,12 +283,9 @@ def test_engine_axis_labels_match_their_gridlines(report_page: tuple[Page, list[
     # must be at the same height.
     cycles = [r for r in rich_run.records("health") if r.get("operation") == "health_monitor_cycle"]
     peak = max(c["healthy"] for c in cycles)
-    top: float = page.eval_on_selector(
-        f"{HEALTH} polyline.healthy",
-        """e => { const m = e.getScreenCTM(); let best = Infinity;
-                  for (let i = 0; i < e.points.numberOfItems; i++) {
-                      const p = e.points.getItem(i).matrixTransform(m); best = Math.min(best, p.y); }
-                  return best; }""")
+    top: float = page.eval_on_selector_all(
+        f"{HEALTH} circle.healthy-point",
+        """els => Math.min(...els.map(e => { const r = e.getBoundingClientRect(); return r.y + r.height / 2; }))""")
     at_peak = [t for t in labels if t["text"] == str(peak)]
     assert at_peak, f"no y-axis label for {peak} engines: {values}"
     assert abs(at_peak[0]["mid"] - top) < 4, (
