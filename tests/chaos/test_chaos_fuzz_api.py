@@ -1,7 +1,11 @@
 """R4: schemathesis against the OpenAPI document of a running aceorch (process runtime, API_KEY set and sent).
 
-Every operation gets generated cases, valid and invalid: 20 per operation (derandomized, about 10 s) in the
-default run, 200 (random) under ``make chaos``; ``CHAOS_EXAMPLES`` sets the number. The checks, per response:
+Every operation gets generated cases, valid and invalid (schemathesis' positive and negative generation modes):
+20 per operation (derandomized, about 10 s) in the default run, 200 (random) under ``make chaos``;
+``CHAOS_EXAMPLES`` sets the number. A second run is stateful: schemathesis infers links between operations
+(dependency analysis: the ``container_id`` a provision returns feeds ``/containers/{container_id}``, a started
+stream's id feeds its stats and its DELETE, ...) and runs bounded sequences of calls along them, valid and invalid
+data alike. The checks, per response:
 
 - **no 5xx**, except the ones api.md documents for a state the fuzzer can legitimately reach:
   503 ProvisioningError ``provisioning_blocked`` (``max_capacity``, ``circuit_breaker``) on the provisioning
@@ -11,7 +15,8 @@ default run, 200 (random) under ``make chaos``; ``CHAOS_EXAMPLES`` sets the numb
   ``/readyz`` 503 is documented too, but this service is ready, so it would be a bug here. Any 500
   ``internal error`` is a bug.
 - **every error body has a documented shape**: ``{"detail": str}``, ``{"detail": ProvisioningError}``, or
-  FastAPI's 422 list ``{"detail": [{"type","loc","msg","input"}, ...]}``;
+  FastAPI's 422 list ``{"detail": [{"type","loc","msg","input"}, ...]}`` (a 422 may also be the ProvisioningError
+  ``provisioning_rejected``/``rejected_input``: the runtime refused the request's own input);
 - schemathesis' own ``status_code_conformance``: the status is one the OpenAPI document declares.
 """
 
@@ -69,8 +74,9 @@ def problems(label: str, status: int, headers: Any, body: Any, sent_body: Any) -
         return [f"error body is not {{'detail': ...}}: {body!r}"[:300]]
     detail = body["detail"]
     if status == 422:
-        if not is_validation_list(detail):
-            out.append(f"422 detail is not FastAPI's list: {detail!r}"[:300])
+        rejected = is_provisioning_error(detail) and detail["error"] == "provisioning_rejected"
+        if not (is_validation_list(detail) or rejected):
+            out.append(f"422 detail is neither FastAPI's list nor provisioning_rejected: {detail!r}"[:300])
     elif not (isinstance(detail, str) or is_provisioning_error(detail)):
         out.append(f"{status} detail is neither a string nor a ProvisioningError: {detail!r}"[:300])
     if status >= 500:
@@ -96,8 +102,9 @@ def test_schemathesis_finds_no_server_error_and_no_odd_error_body(
     chaos_run = "chaos" in (request.config.getoption("markexpr", "") or "")
     examples = int(os.environ.get("CHAOS_EXAMPLES") or (CHAOS_RUN_EXAMPLES if chaos_run else DEFAULT_EXAMPLES))
     key = "fuzz-key-r4"
+    # A small MAX_UNATTACHED_STREAMS: the fuzzer's made-up stream events reach the cap, so its 429 is checked too.
     o = orch_factory(api_key=key, DEBUG_MODE="true", MAX_REPLICAS="3", STARTUP_TIMEOUT_S="3",
-                     CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S="2", IDLE_TTL_S="0")
+                     CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S="2", IDLE_TTL_S="0", MAX_UNATTACHED_STREAMS="5")
     base = f"http://127.0.0.1:{o.port}"
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     session = requests.Session()
@@ -173,3 +180,92 @@ def test_malformed_json_is_422_list(orch_factory: Callable[..., Orchestrator]) -
                              f"application/json' --data-binary $'{repr(body)[2:-1]}' {o.client.base_url}{path}"
                              f"  -> {r.status_code} {r.text}")
     assert not wrong, "\n".join(wrong)
+
+
+#: Stateful scenarios: 30 in the default run, 100 under ``-m chaos``; each is at most STATEFUL_STEPS calls.
+DEFAULT_SCENARIOS, CHAOS_RUN_SCENARIOS, STATEFUL_STEPS = 30, 100, 8
+
+
+def add_engine_links(document: dict[str, Any]) -> int:
+    """OpenAPI links from an engine start to the routes that take its ``container_id``; how many were added.
+
+    Schemathesis infers links from names and shapes, but only from producers it recognises (here the generic
+    ``POST /provision``, which the process runtime refuses); the engine start is the producer this service has.
+    """
+    targets = {
+        "read_engine": ("/engines/{container_id}", "get", "path.container_id"),
+        "read_container": ("/containers/{container_id}", "get", "path.container_id"),
+        "delete_container": ("/containers/{container_id}", "delete", "path.container_id"),
+        "streams_of_engine": ("/streams", "get", "query.container_id"),
+    }
+    paths = document["paths"]
+    response = paths["/provision/acestream"]["post"]["responses"]["200"]
+    links = response.setdefault("links", {})
+    for name, (path, method, parameter) in targets.items():
+        if method in paths.get(path, {}):
+            ref = "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+            links[name] = {"operationRef": ref, "parameters": {parameter: "$response.body#/container_id"}}
+    return len(links)
+
+
+def test_stateful_sequences_along_inferred_links_find_no_server_error(
+    orch_factory: Callable[..., Orchestrator], request: pytest.FixtureRequest,
+) -> None:
+    chaos_run = "chaos" in (request.config.getoption("markexpr", "") or "")
+    scenarios = int(os.environ.get("CHAOS_SCENARIOS") or (CHAOS_RUN_SCENARIOS if chaos_run else DEFAULT_SCENARIOS))
+    key = "fuzz-key-r4s"
+    o = orch_factory(api_key=key, DEBUG_MODE="true", MAX_REPLICAS="3", STARTUP_TIMEOUT_S="3",
+                     CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S="2", IDLE_TTL_S="0")
+    base = f"http://127.0.0.1:{o.port}"
+    schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+    assert schema.config.phases.stateful.enabled
+    declared = add_engine_links(schema.raw_schema)
+    inferred = schema.analysis.inject_links()
+    assert inferred >= 4, f"schemathesis {schemathesis.__version__} inferred only {inferred} links"
+    session = requests.Session()
+    auth = {"Authorization": f"Bearer {key}"}
+    findings: dict[tuple[str, str], str] = {}
+    statuses: dict[int, int] = {}
+    labels: set[str] = set()
+    began = time.monotonic()
+
+    def curl(case: schemathesis.Case) -> str:
+        return case.as_curl_command(headers=auth, base_url=base).replace("[Filtered]", f"Bearer {key}")
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"base_url": base, "session": session, "headers": auth, "timeout": 30}
+
+        def validate_response(self, response: Any, case: schemathesis.Case,
+                              additional_checks: Any = None, **kwargs: Any) -> None:
+            label = case.operation.label
+            labels.add(label)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            try:
+                body = response.json()
+            except ValueError:
+                body = response.text if response.status_code >= 400 else None
+            found = problems(label, response.status_code, response.headers, body, case.body)
+            try:
+                case.validate_response(response, checks=[status_code_conformance])
+            except (AssertionError, BaseExceptionGroup) as exc:
+                found.append(f"status {response.status_code} not declared in the OpenAPI document "
+                             f"({type(exc).__name__})")
+            for problem in found:
+                findings.setdefault((label, problem.split(":")[0]), f"{problem}\n    reproduce: {curl(case)}")
+
+    Workflow.run(settings=settings(
+        max_examples=scenarios, stateful_step_count=STATEFUL_STEPS, deadline=None, database=None,
+        derandomize=not chaos_run, phases=[Phase.generate], suppress_health_check=list(HealthCheck),
+    ))
+    seconds = time.monotonic() - began
+    total = sum(statuses.values())
+    print(f"\nR4 stateful, schemathesis {schemathesis.__version__}: {declared} declared and {inferred} inferred "
+          f"links, {total} calls over {len(labels)} operations in {seconds:.1f}s "
+          f"({scenarios} scenarios of up to {STATEFUL_STEPS} steps); "
+          f"statuses {dict(sorted(statuses.items()))}")
+    for (label, _), text in sorted(findings.items()):
+        print(f"  {label}: {text}")
+    print("  operations:", ", ".join(sorted(labels)))
+    assert total >= scenarios and len(labels) >= 3, (total, sorted(labels))
+    assert not findings, "\n".join(f"{label}: {text}" for (label, _), text in sorted(findings.items()))

@@ -25,7 +25,8 @@ router = APIRouter(tags=["streams"])
 
 
 @router.post("/events/stream_started", response_model=StreamPublic, dependencies=[Depends(require_key)],
-             responses=AUTH_ERRORS)
+             responses={**AUTH_ERRORS, 429: {"model": ErrorPublic, "description": "MAX_UNATTACHED_STREAMS streams "
+                                             "on engines aceorch does not manage are started (with Retry-After)"}})
 async def stream_started(body: StreamStartedBody, service: ServiceDep) -> StreamPublic:
     """A proxy started a stream on an engine."""
     stream = await service.streams.started(StreamStart(
