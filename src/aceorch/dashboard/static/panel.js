@@ -164,6 +164,17 @@
     return state.serverNow !== null ? state.serverNow : Date.now();
   }
 
+  // CPU as docker stats shows it (100 % = one CPU busy) and memory in MiB or GiB; "–" while unknown.
+  function cpu(percent) {
+    return typeof percent === "number" ? `${percent.toFixed(1)} %` : "–";
+  }
+
+  function memory(bytes) {
+    if (typeof bytes !== "number") return "–";
+    const mib = bytes / 1048576;
+    return mib >= 1024 ? `${(mib / 1024).toFixed(2)} GiB` : `${mib.toFixed(1)} MiB`;
+  }
+
   function duration(ms) {
     if (!(ms >= 0)) return "–";
     let s = Math.floor(ms / 1000);
@@ -239,6 +250,8 @@
         el("td", { "data-testid": "engine-health" }, pill(e.health_status)),
         el("td", { "data-testid": "engine-streams" }, String(e.streams.length)),
         el("td", { "data-testid": "engine-idle", title: e.last_stream_usage || "never used" }, idle),
+        el("td", { class: "right mono", "data-testid": "engine-cpu", title: "CPU, 100 % = one CPU" }, cpu(e.cpu_percent)),
+        el("td", { class: "right mono", "data-testid": "engine-mem", title: "memory in use" }, memory(e.memory_bytes)),
         el("td", { class: "right" }, del));
       body.appendChild(row);
     }
