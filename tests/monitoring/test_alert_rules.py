@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
+from monitoring_support import METRIC, exported_samples, promtool
 
 from aceorch.service import provisioning
-from aceorch.service.metrics import BLOCKED_CODES, Metrics
+from aceorch.service.metrics import BLOCKED_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
-METRIC = re.compile(r"\borch_[a-z0-9_]+")
-
-
-def promtool() -> str:
-    """Debian's promtool (the ``prometheus`` package, which ``scripts/ensure-system.sh`` installs)."""
-    path = shutil.which("promtool")
-    assert path, "promtool is missing: run scripts/ensure-system.sh (installs Debian's prometheus package)"
-    return path
 
 
 def rules() -> list[dict[str, Any]]:
     return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
-
-
-def exported_samples() -> set[str]:
-    """Every sample name a fresh service exports (with ``_total``, ``_bucket``, ... suffixes)."""
-    m = Metrics()
-    m.provision_duration.labels(kind="acestream").observe(1.0)
-    m.provision_failures.labels(kind="acestream", code="general_error").inc()
-    m.provision_total.labels(kind="acestream").inc()
-    return {s.name for f in text_string_to_metric_families(m.render().decode()) for s in f.samples}
 
 
 def test_promtool_checks_the_rules() -> None:
