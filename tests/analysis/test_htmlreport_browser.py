@@ -203,8 +203,12 @@ def test_axis_ticks_are_round_numbers(report_page: tuple[Page, list[str]]) -> No
         assert round(mantissa, 9) in (1.0, 2.0, 5.0), (svg, values)
         times = [t["text"] for t in page.eval_on_selector_all(f"{svg} text.tick[text-anchor='middle']", TEXTS)]
         assert len(times) >= 2 and all(len(x) in (5, 8) for x in times), times
-        seconds = [int(x[6:8]) if len(x) == 8 else 0 for x in times]
-        assert all(s % 5 == 0 for s in seconds), times
+        seconds = [int(x[0:2]) * 3600 + int(x[3:5]) * 60 + (int(x[6:8]) if len(x) == 8 else 0) for x in times]
+        gaps = {b - a for a, b in zip(seconds, seconds[1:], strict=False)}
+        assert len(gaps) == 1, times
+        [gap] = gaps
+        assert gap in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600), times
+        assert all(s % gap == 0 for s in seconds), times
 
 
 def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:

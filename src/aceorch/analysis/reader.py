@@ -32,7 +32,7 @@ Progress = Callable[[int], None]
 # Rows fetched from DuckDB at a time (memory stays flat on any file size).
 _BATCH = 8192
 # The longest line DuckDB's JSON reader accepts (a record with a long traceback stays readable).
-_MAX_OBJECT_BYTES = 1 << 21
+_MAX_OBJECT_BYTES = 1 << 20
 
 
 def sql_literal(value: str) -> str:
