@@ -94,6 +94,8 @@ class SqlStore:
         self._engine: AsyncEngine | None = None
         self._closed = False
         self._down = False
+        self._retry_max_s = retry_max_s
+        self._opener: asyncio.Task[None] | None = None
         #: The schema revision before and after :meth:`open` migrated (``None`` before: a new database, or
         #: one made before migrations).
         self.migrated: tuple[str | None, str] | None = None
@@ -115,11 +117,38 @@ class SqlStore:
     # ---- lifecycle ---------------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Build the engine, migrate to the newest schema under the lock, start the writer. Idempotent."""
+        """Build the engine, migrate to the newest schema under the lock, start the writer. Idempotent.
+
+        A PostgreSQL server that does not answer raises :class:`StoreUnavailable`, and the store keeps trying in
+        the background (every few seconds); meanwhile writes are queued, and they land once it opens.
+        """
         if self._closed:
             raise StoreUnavailable("the store is closed")
         if self._engine is not None:
             return
+        try:
+            await self._open_once()
+        except StoreUnavailable:
+            if self._url.get_backend_name() == "postgresql" and self._opener is None and not self._closed:
+                self._down = True  # the caller says so; the line saying it answers again comes from here
+                self._opener = asyncio.create_task(self._open_later(), name="store open retry")
+            raise
+
+    async def _open_later(self) -> None:
+        delay = 1.0
+        while self._engine is None and not self._closed:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._retry_max_s)
+            try:
+                await self._open_once()
+            except StoreUnavailable:
+                continue
+            except Exception:  # noqa: BLE001 - a bug, not an outage: say so and stop trying
+                logger.exception("store: opening the database failed")
+                return
+            self._mark_up()
+
+    async def _open_once(self) -> None:
         path = _sqlite_file(self._url)
         if path is not None:
             try:
@@ -199,7 +228,17 @@ class SqlStore:
         if self._closed:
             return
         self._closed = True
+        opener, self._opener = self._opener, None
+        if opener is not None:
+            opener.cancel()
+            try:
+                await opener
+            except asyncio.CancelledError:
+                pass
         if self._engine is None:
+            if self._writes.pending:
+                logger.warning("store: closing with %d writes that never reached the database (it never opened)",
+                               self._writes.pending)
             return
         if self._writes.pending and not await self._writes.drain(CLOSE_DRAIN_S):
             logger.warning("store: closing with %d writes that never reached the database", self._writes.pending)
@@ -234,7 +273,8 @@ class SqlStore:
     async def _write(self, key: tuple[str, str] | None, op: Write) -> None:
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        self._live_engine()
+        if self._opener is None:  # not open, and not trying to open
+            self._live_engine()
         self._writes.put(key, op)
         await asyncio.sleep(0)  # a write is a suspension point, as any awaited call: callers may rely on it
 
