@@ -37,7 +37,7 @@ from aceorch.service.status import Status
 from aceorch.service.story import Story
 from aceorch.service.streams import Streams
 from aceorch.service.timed import TimedRuntime, TimedTransport
-from aceorch.store.base import Store
+from aceorch.store.base import Store, StoreUnavailable
 
 __all__ = ["Service"]
 
@@ -182,6 +182,9 @@ class Service:
             await self.store.open()
             self.liveness.database_ok = True
             await self.streams.load()
+        except StoreUnavailable as exc:
+            logger.error("the store could not be opened (%s); state is kept in memory, and writes are queued until "
+                         "it opens", exc)
         except Exception:
             logger.exception("the store could not be opened; streams are kept in memory only")
         if await self.liveness.check_runtime():
