@@ -13,7 +13,9 @@ from aceorch.api import create_app
 from aceorch.config import Settings
 from aceorch.runtime.base import ContainerSpec
 from aceorch.runtime.fake import InMemoryRuntime
-from conftest import API_KEY, AUTH
+
+API_KEY = "test-key-h8"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 def run_and_stop(make_settings: Callable[..., Settings], runtime: InMemoryRuntime, n: int, **overrides: Any) -> None:

@@ -18,8 +18,10 @@ from aceorch.errors import RuntimeFailure
 from aceorch.runtime.base import ContainerSpec
 from aceorch.runtime.fake import InMemoryRuntime
 from aceorch.service.story import MANY_STREAMS, Story
-from conftest import API_KEY, AUTH
 from support import wait_until
+
+API_KEY = "test-key-h8"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 @pytest.fixture
