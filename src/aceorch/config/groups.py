@@ -106,9 +106,10 @@ class ApiSettings(Group):
     )
     db_url: Str = Field(
         "sqlite:///./orchestrator.db",
-        description="The store of engines, streams and stats: an SQLAlchemy URL, scheme sqlite or "
-        "postgresql[+driver]; default sqlite:///./orchestrator.db. Relative paths are relative to the working "
-        "directory (/app in the image).",
+        description="The store of engines, streams and stats: sqlite:///<path> or "
+        "postgresql://user:password@host:port/db (aceorch picks the driver); default sqlite:///./orchestrator.db. "
+        "Relative paths are relative to the working directory (/app in the image). The schema is migrated at "
+        "start (aceorch db upgrade by hand).",
     )
 
 
