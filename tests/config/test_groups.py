@@ -13,14 +13,14 @@ import pytest
 from aceorch.config import SETTING_GROUPS, PoolSettings, RuntimeKind, Settings, flat_fields, load_settings
 from aceorch.config.example import shown_default
 
-GROUPS = {"api", "runtime", "pool", "health", "breaker", "streams", "vpn", "debug"}
+GROUPS = {"api", "runtime", "pool", "health", "breaker", "streams", "vpn", "debug", "proxy"}
 
 
 def test_groups_and_flat_variable_names() -> None:
     assert set(Settings.model_fields) == GROUPS
     assert set(SETTING_GROUPS.values()) == GROUPS
     names = Settings.env_names()
-    assert len(names) == len(set(names)) == 70  # every setting of .env.example
+    assert len(names) == len(set(names)) == 78  # every setting of .env.example
     assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", n) and "__" not in n for n in names)
     assert SETTING_GROUPS["min_replicas"] == "pool" and SETTING_GROUPS["runtime"] == "runtime"
 

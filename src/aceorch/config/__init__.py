@@ -14,6 +14,7 @@ from aceorch.config.groups import (
     DebugSettings,
     HealthSettings,
     PoolSettings,
+    ProxySettings,
     RuntimeSettings,
     StreamSettings,
     VpnSettings,
@@ -26,5 +27,5 @@ __all__ = [
     "Settings", "load_settings", "PortRange", "RuntimeKind", "WaitFor", "LogFormat", "LogLevel",
     "default_engine_command", "SECRET_FIELDS", "SETTING_GROUPS", "cross_field_problems", "flat_fields",
     "accepted_values", "ApiSettings", "RuntimeSettings", "PoolSettings", "HealthSettings", "BreakerSettings",
-    "StreamSettings", "VpnSettings", "DebugSettings",
+    "StreamSettings", "VpnSettings", "DebugSettings", "ProxySettings",
 ]

@@ -33,7 +33,7 @@ from aceorch.config.types import (
 
 __all__ = [
     "ApiSettings", "RuntimeSettings", "PoolSettings", "HealthSettings", "BreakerSettings", "StreamSettings",
-    "VpnSettings", "DebugSettings", "Group",
+    "VpnSettings", "DebugSettings", "ProxySettings", "Group",
 ]
 
 
@@ -471,3 +471,59 @@ class DebugSettings(Group):
         0.3, ge=0, lt=1,
         description="Stress high_unhealthy_engines fires when unhealthy / total > r, 0 <= r < 1, default 0.3.",
     )
+
+
+class ProxySettings(Group):
+    """The built-in stream proxy: /ace/getstream fans one engine session out to many viewers."""
+
+    model_config = ConfigDict(title="Stream proxy")
+
+    proxy_buffer_mb: Annotated[float, FLOAT] = Field(
+        8, gt=0, le=1024,
+        description="Size of each stream's fan-out buffer, shared by all its viewers (a viewer further behind "
+        "jumps to the live edge), 0 < MB <= 1024, default 8.",
+    )
+    proxy_client_stall_s: Annotated[float, FLOAT] = Field(
+        15, gt=0, le=3600,
+        description="A viewer that accepts no bytes for this long is disconnected (reason client_stalled), so "
+        "that dead players do not hold streams open, 0 < s <= 3600, default 15.",
+    )
+    proxy_linger_s: Annotated[float, FLOAT] = Field(
+        10, ge=0, le=3600,
+        description="How long a stream's engine session is kept after its last viewer left, so that zapping back "
+        "is instant; then it is stopped (reason no_viewers), 0-3600 s, default 10.",
+    )
+    proxy_upstream_stall_s: Annotated[float, FLOAT] = Field(
+        10, gt=0, le=600,
+        description="An engine stream that sends nothing for this long is retried once on the same engine, then "
+        "moved to another engine, 0 < s <= 600, default 10.",
+    )
+    proxy_upstream_start_timeout_s: Annotated[float, FLOAT] = Field(
+        30, gt=0, le=600,
+        description="How long the engine may take to answer a stream start and send its first bytes (an engine "
+        "without peers holds the request open), 0 < s <= 600, default 30.",
+    )
+    max_streams_per_engine: Annotated[int, INT] = Field(
+        1, ge=1, le=100,
+        description="Most live proxy streams (different contents) on one engine; a new channel with every engine "
+        "full provisions another, 1-100, default 1 (as acexy).",
+    )
+    proxy_api_key: SecretStr | None = Field(
+        None,
+        description="When set, the proxy routes (/ace/getstream, /ace/status) require ?token=<this key>, since "
+        "players cannot send headers; default unset (open). Never logged (shown as ***).",
+    )
+    proxy_port: Annotated[int, INT] = Field(
+        8001, ge=1, le=65535,
+        description="Listen port of the standalone proxy (aceorch proxy), 1-65535, default 8001; the embedded proxy "
+        "uses APP_PORT.",
+    )
+
+    @property
+    def buffer_bytes(self) -> int:
+        """PROXY_BUFFER_MB in bytes, a whole number of 188-byte packets."""
+        return max(188, int(self.proxy_buffer_mb * (1 << 20)) // 188 * 188)
+
+    def api_key_value(self) -> str | None:
+        """PROXY_API_KEY in clear, or None when the proxy routes are open."""
+        return self.proxy_api_key.get_secret_value() if self.proxy_api_key else None

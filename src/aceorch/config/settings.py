@@ -29,6 +29,7 @@ from aceorch.config.groups import (
     DebugSettings,
     HealthSettings,
     PoolSettings,
+    ProxySettings,
     RuntimeSettings,
     StreamSettings,
     VpnSettings,
@@ -38,7 +39,7 @@ from aceorch.config.types import PortRange, RuntimeKind
 __all__ = ["Settings", "SECRET_FIELDS", "SETTING_GROUPS", "cross_field_problems", "flat_fields", "nest"]
 
 #: The flat names whose values are secrets: never logged, shown as ``***``.
-SECRET_FIELDS = frozenset({"api_key", "gluetun_api_key"})
+SECRET_FIELDS = frozenset({"api_key", "gluetun_api_key", "proxy_api_key"})
 
 
 class Settings(BaseSettings):
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
     streams: StreamSettings = Field(default_factory=StreamSettings, description=StreamSettings.__doc__)
     vpn: VpnSettings = Field(default_factory=VpnSettings, description=VpnSettings.__doc__)
     debug: DebugSettings = Field(default_factory=DebugSettings, description=DebugSettings.__doc__)
+    proxy: ProxySettings = Field(default_factory=ProxySettings, description=ProxySettings.__doc__)
 
     @classmethod
     def settings_customise_sources(
