@@ -162,8 +162,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except BaseException:
         sock.close()
         raise
-    sock.set_inheritable(True)
-    return sock
+    return sock  # not inheritable: engine processes must never hold the port after aceorch exits
 
 
 def _bind_failure(host: str, port: int, exc: OSError) -> str:
@@ -209,7 +208,9 @@ def serve(env_file: str = typer.Option(".env", help="the .env file to read, if p
         if os.environ.get("ACEORCH_DEMO") == "1":
             log.info(
                 "demo: TARGET_IMAGE is not set, so engines are the bundled simulator "
-                "(aceorch/engine-sim:latest under Docker, ENGINE_COMMAND under the process runtime)"
+                "(aceorch/engine-sim:latest under Docker, ENGINE_COMMAND under the process runtime)%s",
+                "; they are removed when aceorch stops (ENGINES_ON_EXIT=stop)"
+                if settings.pool.engines_on_exit == "stop" else "",
             )
         import uvicorn
 
