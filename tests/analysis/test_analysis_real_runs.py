@@ -311,7 +311,8 @@ def test_diagnose_vpn_flap_chain(runs: Runs, run_cli: Callable[..., Any], docker
     assert finding["severity"] == "critical"
     assert finding["title"] == "VPN drop → slow provisioning → unhealthy engines"
     transitions = [r for r in run.records("vpn") if r.get("operation") == "transition"]
-    down = next(r for r in transitions if r["to"] == "unhealthy")
+    # The outage starts at the first down signal (the VPN may pass through "starting" before "unhealthy").
+    down = next(r for r in run.records("stress") if r["event_type"] == "vpn_disconnection")
     up = next(r for r in transitions if r["to"] == "healthy" and r["timestamp"] > down["timestamp"])
     chain = finding["chain"]
     assert chain[0] == f"VPN disconnected at {hms(down['timestamp'])} ({down['signal']})"
