@@ -3,7 +3,7 @@
 # Fast path: one dpkg-query call, no network.
 set -euo pipefail
 
-packages=(docker.io debootstrap jq chromium lnav faketime postgresql prometheus)
+packages=(docker.io debootstrap jq chromium lnav faketime postgresql prometheus ffmpeg)
 
 missing=()
 for pkg in "${packages[@]}"; do

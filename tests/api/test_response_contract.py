@@ -343,6 +343,7 @@ def openapi(tmp_path: Path) -> dict[str, Any]:
 JSON_LESS: dict[tuple[str, str], str] = {
     ("get", "/metrics"): "text/plain",
     ("get", "/debug/bundle"): "application/gzip",
+    ("get", "/ace/getstream"): "video/MP2T",
 }
 
 

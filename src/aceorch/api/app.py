@@ -16,9 +16,12 @@ from aceorch.api.policy import cors_origins
 from aceorch.api.routes import containers, debug, engines, provision, service, status, streams
 from aceorch.config import Settings
 from aceorch.debuglog.writer import DebugLog
+from aceorch.proxy import routes as proxy_routes
+from aceorch.proxy.hub import Hub, embedded_record
 from aceorch.runtime.base import Runtime
 from aceorch.runtime.factory import make_runtime
 from aceorch.service.core import Service
+from aceorch.service.proxy_link import ProxyLink
 from aceorch.store import make_store
 from aceorch.store.base import Store
 
@@ -44,9 +47,11 @@ def create_app(
         svc = Service(settings, runtime=rt, store=st, debuglog=log)
         app.state.service = svc
         await svc.start()
+        app.state.proxy = Hub(settings.proxy, client=ProxyLink(svc), record=embedded_record(svc.record))
         try:
             yield
         finally:
+            await app.state.proxy.aclose()
             await svc.aclose()
 
     app = FastAPI(
@@ -62,6 +67,7 @@ def create_app(
 
     for module in (provision, containers, engines, streams, status, debug, service):
         app.include_router(module.router)
+    app.include_router(proxy_routes.router)
 
     from aceorch.dashboard import mount_dashboard
 

@@ -47,6 +47,10 @@ class EngineConfig:
     cache_dir: str | None = None
     """``SIM_CACHE_DIR``; None means a temporary directory made on first use."""
     cache_limit_mb: int = 64
+    stream_kbps: float | None = None
+    """``SIM_STREAM_KBPS``: playback rate in kilobytes (1000 bytes) per second; None keeps the built-in ~263."""
+    media_file: str | None = None
+    """``SIM_MEDIA_FILE``: an MPEG-TS file played in a loop instead of synthetic packets."""
 
 
 def _parse_conf(raw: str) -> tuple[int | None, int | None, bool, list[str]]:
@@ -150,4 +154,17 @@ def load_config(env: Mapping[str, str], flags: Mapping[str, str] | None = None) 
         cfg.cache_dir = value.strip()
     if (value := get("SIM_CACHE_LIMIT_MB")) is not None:
         cfg.cache_limit_mb = parse_int("SIM_CACHE_LIMIT_MB", value, minimum=0)
+    if (value := get("SIM_STREAM_KBPS")) is not None:
+        cfg.stream_kbps = parse_float("SIM_STREAM_KBPS", value)
+        if cfg.stream_kbps <= 0:
+            raise ConfigError("SIM_STREAM_KBPS", f"expected a rate above 0 kilobytes per second, got {value!r}")
+    if (value := get("SIM_MEDIA_FILE")) is not None:
+        cfg.media_file = value.strip()
+        try:
+            with open(cfg.media_file, "rb") as fh:
+                head = fh.read(188 * 4)
+        except OSError as exc:
+            raise ConfigError("SIM_MEDIA_FILE", f"cannot read {cfg.media_file!r}: {exc.strerror}") from None
+        if len(head) < 188 or 0x47 not in head[:188]:
+            raise ConfigError("SIM_MEDIA_FILE", f"{cfg.media_file!r} is not an MPEG-TS file")
     return cfg

@@ -135,7 +135,8 @@ class PlaybackHandler(SimRequestHandler):
         self.send_header("Content-Type", "video/MP2T")
         self.send_header("Connection", "close")
         self.end_headers()
-        generator = mpegts.TSGenerator()
+        source = _packet_source(sim.config.media_file)
+        tick_packets = _tick_packets(sim.config.stream_kbps)
         burst_sent = False
         try:
             while not sim.stop_event.is_set():
@@ -146,9 +147,9 @@ class PlaybackHandler(SimRequestHandler):
                     if self.wait_client_gone(0.1):
                         return
                     continue
-                packets = STREAM_TICK_PACKETS if burst_sent else STREAM_BURST_PACKETS
+                packets = tick_packets if burst_sent else STREAM_BURST_PACKETS
                 burst_sent = True
-                data = generator.chunk(packets)
+                data = source.chunk(packets)
                 self.wfile.write(data)
                 sim.count("bytes_streamed", len(data))
                 sim.cache.store(infohash, data)
@@ -204,6 +205,47 @@ class PlaybackHandler(SimRequestHandler):
         sim.count("bytes_streamed", len(body))
         sim.cache.store(infohash, body)
         self.send_body(200, body, "video/MP2T")
+
+
+def _tick_packets(kbps: float | None) -> int:
+    """Packets per tick for SIM_STREAM_KBPS (kilobytes per second); the built-in rate when unset."""
+    if kbps is None:
+        return STREAM_TICK_PACKETS
+    return max(1, round(kbps * 1000 * STREAM_TICK_S / mpegts.PACKET_SIZE))
+
+
+class MediaLoop:
+    """Consecutive chunks of a real MPEG-TS file, from its start, looping at the end (whole packets only)."""
+
+    def __init__(self, data: bytes) -> None:
+        start = data.find(bytes([mpegts.SYNC_BYTE]))
+        usable = (len(data) - start) // mpegts.PACKET_SIZE * mpegts.PACKET_SIZE
+        self._data = data[start:start + usable]
+        self._pos = 0
+
+    def chunk(self, packets: int) -> bytes:
+        """The next ``packets`` packets of the file (wrapping to its start)."""
+        want = packets * mpegts.PACKET_SIZE
+        parts: list[bytes] = []
+        while want > 0:
+            piece = self._data[self._pos:self._pos + want]
+            parts.append(piece)
+            want -= len(piece)
+            self._pos = (self._pos + len(piece)) % len(self._data)
+        return b"".join(parts)
+
+
+_MEDIA_CACHE: dict[str, bytes] = {}
+
+
+def _packet_source(media_file: str | None) -> mpegts.TSGenerator | MediaLoop:
+    """The packets a progressive reader gets: synthetic, or SIM_MEDIA_FILE's (read once per process)."""
+    if not media_file:
+        return mpegts.TSGenerator()
+    if media_file not in _MEDIA_CACHE:
+        with open(media_file, "rb") as fh:
+            _MEDIA_CACHE[media_file] = fh.read()
+    return MediaLoop(_MEDIA_CACHE[media_file])
 
 
 _SEGMENT_CACHE: list[bytes] = []

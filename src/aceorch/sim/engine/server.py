@@ -121,6 +121,8 @@ _FLAGS: list[tuple[str, str, str]] = [
     ("--time-scale", "SIM_TIME_SCALE", "multiplies built-in delays (default 1)"),
     ("--cache-dir", "SIM_CACHE_DIR", "the disk cache streaming fills (default: a temporary directory)"),
     ("--cache-limit-mb", "SIM_CACHE_LIMIT_MB", "disk cache size limit in MiB (default 64; 0 = no cache)"),
+    ("--stream-kbps", "SIM_STREAM_KBPS", "playback rate in kilobytes per second (default about 263)"),
+    ("--media-file", "SIM_MEDIA_FILE", "an MPEG-TS file to play in a loop instead of synthetic packets"),
 ]
 
 

@@ -1,0 +1,152 @@
+"""The proxy's sessions by content key, its counters, and its start and stop.
+
+A viewer's request finds the live session of its content or starts one; sessions remove themselves when they
+stop. The hub is built once per process (embedded in the orchestrator, or standalone) with its
+:class:`~aceorch.proxy.client.OrchestratorClient` and a record hook for the debug log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from aceorch.aiokits import stop_tasks
+from aceorch.config import ProxySettings
+from aceorch.proxy.client import OrchestratorClient
+from aceorch.proxy.selection import Selector
+from aceorch.proxy.session import StreamSession
+from aceorch.proxy.upstream import SOURCE_KEYS
+
+__all__ = ["Hub", "content_key", "embedded_record"]
+
+logger = logging.getLogger(__name__)
+
+
+def embedded_record(record: Callable[..., None]) -> Callable[..., None]:
+    """The proxy's record hook inside the orchestrator's debug session.
+
+    The session has a fixed set of categories; the proxy's records (categories ``requests``, ``engine_selection``,
+    ``provisioning``, ``streams``, ``clients``, ``stress``) go into ``streams`` with ``component=proxy``, their own
+    category as ``proxy_category`` and their operation prefixed ``proxy_``, so that they never pass for the
+    orchestrator's own records.
+    """
+
+    def write(category: str, **fields: Any) -> None:
+        op = fields.pop("operation", None)
+        record("streams", operation=f"proxy_{op}", component="proxy", proxy_category=category, **fields)
+
+    return write
+
+
+def content_key(params: Mapping[str, str]) -> tuple[str, str] | None:
+    """The stream's (key type, key) from the viewer's query: ``id``/``content_id`` or ``infohash`` (lower case)."""
+    for name in SOURCE_KEYS:
+        value = (params.get(name) or "").strip()
+        if value:
+            kind = "content_id" if name in ("id", "content_id") else name
+            return kind, value.lower() if kind in ("content_id", "infohash") else value
+    return None
+
+
+class Hub:
+    """Every live proxy stream of this process."""
+
+    def __init__(self, settings: ProxySettings, *, client: OrchestratorClient,
+                 record: Callable[..., None] | None = None, http: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.client = client
+        self.record: Callable[..., None] = record or (lambda category, **fields: None)
+        self._http = http or httpx.AsyncClient(limits=httpx.Limits(max_connections=None,
+                                                                   max_keepalive_connections=50))
+        self._own_http = http is None
+        self.selector = Selector(client, settings.max_streams_per_engine, self.record)
+        self.sessions: dict[str, StreamSession] = {}
+        self._ended: set[asyncio.Task[None]] = set()
+        self.counters: dict[str, int] = {"sessions_started": 0, "sessions_ended": 0, "viewers_total": 0,
+                                         "start_failures": 0}
+        self._ended_totals: dict[str, int] = {"bytes_in": 0, "bytes_out": 0, "lagged": 0, "stalled": 0,
+                                              "reconnects": 0, "failovers": 0}
+
+    def open(self, key_type: str, key: str, params: Mapping[str, str], request_id: str | None) -> StreamSession:
+        """The live session of this content, or a new one (started at once)."""
+        session = self.sessions.get(key)
+        if session is not None and session.alive:
+            return session
+        session = StreamSession(
+            key_type, key, params, settings=self.settings, client=self.client, selector=self.selector,
+            http=self._http, record=self.record, request_id=request_id, on_closed=self._closed,
+        )
+        self.sessions[key] = session
+        self.counters["sessions_started"] += 1
+        session.start()
+        return session
+
+    def _closed(self, session: StreamSession) -> None:
+        if self.sessions.get(session.key) is session:
+            del self.sessions[session.key]
+        task = session.task
+        if task is not None and not task.done():
+            self._ended.add(task)
+            task.add_done_callback(self._ended.discard)
+        if session.state == "stopped" and not session.counted:
+            session.counted = True
+            self.counters["sessions_ended"] += 1
+            if session.failure is not None:
+                self.counters["start_failures"] += 1
+            t = self._ended_totals
+            t["bytes_in"] += session.buffer.bytes_in
+            t["bytes_out"] += session.bytes_out_done + sum(v.bytes_out for v in session.viewers)
+            t["lagged"] += session.lagged
+            t["stalled"] += session.stalled
+            t["reconnects"] += session.reconnects
+            t["failovers"] += session.failovers
+
+    # -- reading --------------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """The live counters (``/ace/status``)."""
+        live = list(self.sessions.values())
+        t = self._ended_totals
+        return {
+            "status": "ok",
+            "streams": len(live),
+            "viewers": sum(len(s.viewers) for s in live),
+            "bytes_in": t["bytes_in"] + sum(s.buffer.bytes_in for s in live),
+            "bytes_out": t["bytes_out"] + sum(s.bytes_out_done + sum(v.bytes_out for v in s.viewers) for s in live),
+            "lagged": t["lagged"] + sum(s.lagged for s in live),
+            "stalled": t["stalled"] + sum(s.stalled for s in live),
+            "reconnects": t["reconnects"] + sum(s.reconnects for s in live),
+            "failovers": t["failovers"] + sum(s.failovers for s in live),
+            **self.counters,
+        }
+
+    def streams(self) -> list[dict[str, Any]]:
+        """Each live stream: key, engine, viewers, bytes in and out, start time, upstream state (``/proxy/streams``)."""
+        out = []
+        for s in self.sessions.values():
+            engine = s.claim.engine if s.claim else None
+            out.append({
+                "key": s.key, "key_type": s.key_type, "stream_id": s.stream_id,
+                "engine": {"container_id": engine.container_id, "container_name": engine.container_name,
+                           "host": engine.host, "port": engine.port} if engine else None,
+                "clients": len(s.viewers), "clients_total": s.viewers_total,
+                "bytes_in": s.buffer.bytes_in,
+                "bytes_out": s.bytes_out_done + sum(v.bytes_out for v in s.viewers),
+                "buffer_bytes": s.buffer.size, "started_at": s.started_at.isoformat(),
+                "upstream_state": s.state, "reconnects": s.reconnects, "failovers": s.failovers,
+                "gaps_ms": [round(g, 1) for g in s.gaps_ms], "lagged": s.lagged, "stalled": s.stalled,
+            })
+        return out
+
+    # -- stop -----------------------------------------------------------------------------------------------
+    async def aclose(self) -> None:
+        """Stop every session (their engine sessions stopped, their streams ended), then close the clients."""
+        for session in list(self.sessions.values()):
+            session.stop("proxy_shutdown")
+        tasks = [t for t in self._ended if not t.done()]
+        await stop_tasks(tasks, timeout=5.0)
+        if self._own_http:
+            await self._http.aclose()
