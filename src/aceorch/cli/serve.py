@@ -110,6 +110,12 @@ def preflight(settings: Settings) -> list[str]:
         finally:
             factory_log.disabled = previous
     problems: list[str] = []
+    if settings.vpn_enabled and kind == "swarm":
+        problems.append(
+            f"config error: GLUETUN_CONTAINER_NAME={settings.vpn.gluetun_container_name!r} with RUNTIME=swarm: "
+            "Swarm services cannot join a Gluetun container's network; unset GLUETUN_CONTAINER_NAME, or run "
+            "RUNTIME=docker on the machine that runs Gluetun (docs/swarm.md, \"VPN\")"
+        )
     if settings.vpn_enabled and kind == "process":
         problems.append(
             f"config error: GLUETUN_CONTAINER_NAME={settings.vpn.gluetun_container_name!r} needs the Docker runtime, "

@@ -121,7 +121,7 @@ class RuntimeSettings(Group):
     kind: Annotated[RuntimeKind, lower] = Field(
         RuntimeKind.AUTO, alias="runtime",
         description="Where engines run: auto (docker if a Docker engine answers within 2 s, else process), docker, "
-        "process; default auto.",
+        "swarm (a Docker Swarm manager at DOCKER_HOST; see docs/swarm.md), process; default auto.",
     )
     engine_command: Str = Field(
         default_factory=default_engine_command,
@@ -219,11 +219,28 @@ class RuntimeSettings(Group):
         description="An engine without streams for this long gets its cache emptied once (through docker exec), "
         "so idle engines do not hold gigabytes of old content, 0-604800 s, default 300; 0 disables the clean-up.",
     )
+    max_replicas_per_node: Annotated[int, INT] = Field(
+        0, ge=0, le=1000,
+        description="RUNTIME=swarm only: at most this many engines on one Swarm node (Swarm's MaxReplicas "
+        "placement), 0-1000, default 0 (no cap; engines are spread over the nodes either way). A small machine "
+        "holds a handful of engines; the cap keeps a rescheduled engine off a node that is full.",
+    )
+    swarm_constraints: Str = Field(
+        "",
+        description="RUNTIME=swarm only: placement constraints of every engine service, comma-separated, in "
+        "docker service create --constraint syntax (node.labels.acestream==yes,node.role!=manager), default "
+        "unset (any node).",
+    )
 
     @property
     def engine_memory_bytes(self) -> int | None:
         """``ENGINE_MEMORY_LIMIT`` in bytes, or None without a cap."""
         return None if self.engine_memory_limit is None else _docker_memory_bytes(self.engine_memory_limit)
+
+    @property
+    def swarm_constraint_list(self) -> list[str]:
+        """``SWARM_CONSTRAINTS`` as a list, blanks dropped."""
+        return [c.strip() for c in self.swarm_constraints.split(",") if c.strip()]
 
     @property
     def label_pair(self) -> tuple[str, str]:

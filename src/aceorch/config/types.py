@@ -68,6 +68,7 @@ class RuntimeKind(enum.StrEnum):
 
     AUTO = "auto"
     DOCKER = "docker"
+    SWARM = "swarm"
     PROCESS = "process"
 
 

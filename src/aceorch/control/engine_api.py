@@ -32,12 +32,18 @@ def advertised_address(
     container_port: int,
     in_container: bool,
     runtime_kind: str = "docker",
+    node_address: str | None = None,
 ) -> tuple[str, int]:
     """(host, port) that proxies see in /engines, following ENGINE_ADVERTISE_HOST.
+
+    An engine on a node of a multi-node runtime (``node_address``, a Swarm node) is at that node's address and its
+    published port, whatever ENGINE_ADVERTISE_HOST says: no single host name reaches engines on several machines.
 
     ``auto``: the loopback and the published port when aceorch runs on the host (or with the process runtime);
     inside a container, the engine's network peer (the Gluetun container in VPN mode) and the container port.
     """
+    if node_address:
+        return node_address, host_port
     choice = settings.runtime.engine_advertise_host
     if choice != "auto":
         return choice, host_port

@@ -400,6 +400,7 @@ class Provisioner:
                     container_port=int(layout["container_http"] or 0),
                     in_container=self.in_container,
                     runtime_kind=self.runtime.name,
+                    node_address=info.node_address,
                 )
                 await self._wait_ready(info, host, port, begin)
                 engine = Engine(

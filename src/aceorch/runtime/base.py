@@ -3,7 +3,7 @@
 A :class:`Runtime` creates, inspects, lists, stops and removes containers described by a
 :class:`ContainerSpec`, reads their logs and resource use (:class:`ContainerStats`), clears a directory inside
 them (an engine's cache), and streams lifecycle :class:`RuntimeEvent` s. Backends
-(``docker``, ``process``, ``fake``) implement it and translate their own failures into
+(``docker``, ``swarm``, ``process``, ``fake``) implement it and translate their own failures into
 :mod:`aceorch.errors` (``RuntimeUnavailable``, ``ContainerNotFound``, ``ImageNotFound``, ``NameConflict``,
 ``PortUnavailable``, else ``RuntimeFailure``).
 Backends never import each other; callers get one injected.
@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ContainerSpec", "ContainerInfo", "ContainerStats", "RuntimeEvent", "Runtime", "EventHub"]
+__all__ = [
+    "ContainerSpec", "ContainerInfo", "ContainerStats", "RuntimeEvent", "Runtime", "EventHub", "RuntimeNode",
+    "ListsNodes",
+]
 
 
 @dataclass
@@ -63,6 +66,11 @@ class ContainerInfo:
     ip: str | None = None
     started_at: datetime | None = None
     exit_code: int | None = None
+    #: Where the engine's published ports listen when that is not this host: the address of the Swarm node that
+    #: runs it (``None`` under the single-host runtimes, and while no node runs it).
+    node_address: str | None = None
+    #: The name of the node that runs it, under a multi-node runtime.
+    node: str | None = None
 
     @property
     def running(self) -> bool:
@@ -80,6 +88,19 @@ class ContainerStats:
 
     cpu_percent: float | None
     memory_bytes: int | None
+
+
+@dataclass(frozen=True)
+class RuntimeNode:
+    """One machine of a multi-node runtime (a Swarm node): ``state`` is ``ready``, ``down``, ``unknown``, ...;
+    ``availability`` is ``active``, ``pause`` or ``drain``; ``address`` is where its published ports listen."""
+
+    id: str
+    hostname: str
+    address: str | None
+    role: str
+    availability: str
+    state: str
 
 
 @dataclass
@@ -141,7 +162,7 @@ class EventHub:
 class Runtime(Protocol):
     """An async container platform. Every method may raise ``RuntimeUnavailable``."""
 
-    #: ``docker``, ``process`` or ``fake``.
+    #: ``docker``, ``swarm``, ``process`` or ``fake``.
     name: str
 
     async def ping(self) -> None:
@@ -193,3 +214,12 @@ class Runtime(Protocol):
 
     async def aclose(self) -> None:
         """Release connections and, for the process runtime, stop every child process. Idempotent."""
+
+
+@runtime_checkable
+class ListsNodes(Protocol):
+    """A runtime that spans several machines and can list them (the Swarm runtime); an optional extra of
+    :class:`Runtime`, tested with ``isinstance``."""
+
+    async def nodes(self) -> list[RuntimeNode]:
+        """Every node of the cluster, with its health and availability."""

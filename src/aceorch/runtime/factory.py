@@ -1,7 +1,8 @@
 """Choose and build the runtime that the ``RUNTIME`` setting asks for: :func:`make_runtime`.
 
 ``docker`` always gives a :class:`~aceorch.runtime.docker.DockerRuntime`, even when the engine is down (its
-calls then raise ``RuntimeUnavailable`` and aceorch keeps retrying); ``process`` gives a
+calls then raise ``RuntimeUnavailable`` and aceorch keeps retrying); ``swarm`` gives a
+:class:`~aceorch.runtime.swarm.SwarmRuntime` of the manager at ``DOCKER_HOST``; ``process`` gives a
 :class:`~aceorch.runtime.process.ProcessRuntime` of ``ENGINE_COMMAND``; ``auto`` pings Docker (``DOCKER_HOST``
 or the default socket) for up to 2 s and falls back to ``process``. The choice is logged once at INFO.
 """
@@ -16,6 +17,7 @@ from aceorch.errors import RuntimeFailure
 from aceorch.runtime.base import Runtime
 from aceorch.runtime.docker import DockerRuntime
 from aceorch.runtime.process import ProcessRuntime
+from aceorch.runtime.swarm import SwarmRuntime
 
 __all__ = ["make_runtime", "AUTO_PING_TIMEOUT_S"]
 
@@ -31,6 +33,10 @@ async def make_runtime(settings: Settings, *, ping_timeout: float = AUTO_PING_TI
     if kind is RuntimeKind.DOCKER:
         logger.info("runtime: docker (RUNTIME=docker)")
         return DockerRuntime()
+    if kind is RuntimeKind.SWARM:
+        logger.info("runtime: swarm (RUNTIME=swarm), engines are one-replica services of the manager at DOCKER_HOST")
+        return SwarmRuntime(max_replicas_per_node=settings.runtime.max_replicas_per_node,
+                            constraints=settings.runtime.swarm_constraint_list)
     if kind is RuntimeKind.PROCESS:
         logger.info("runtime: process (RUNTIME=process), engines run %s", settings.runtime.engine_command)
         return ProcessRuntime(settings.runtime.engine_command)

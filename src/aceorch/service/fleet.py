@@ -196,7 +196,7 @@ class Fleet:
             return None
         host, port = advertised_address(
             self.settings, container_name=info.name, host_port=h_http, container_port=c_http,
-            in_container=self._in_container, runtime_kind=self._runtime.name,
+            in_container=self._in_container, runtime_kind=self._runtime.name, node_address=info.node_address,
         )
         p2p = info.labels.get("aceorch.p2p_port")
         return Engine(
@@ -249,6 +249,9 @@ class Fleet:
                 continue
             engine.running = True
             engine.last_seen = utcnow()
+            if info.node_address and info.node_address != engine.host:  # a Swarm task moved to another node
+                logger.info("engine %s moved to %s (node %s)", engine.container_name, info.node_address, info.node)
+                engine.host = info.node_address
         for cid in list(self._engines):
             if cid not in seen and cid not in self._stopping and cid not in self._adopting:
                 if self._engines[cid].created_at >= listed_at:
