@@ -16,11 +16,13 @@ def _build() -> typer.Typer:
     from aceorch.cli.db import app as db_app
     from aceorch.cli.debug import app as debug_app
     from aceorch.cli.engines import app as engines_app
+    from aceorch.cli.proxy import proxy
     from aceorch.cli.serve import serve
 
     root = typer.Typer(help="aceorch: an orchestrator for AceStream engines.", no_args_is_help=True,
                        add_completion=False)
     root.command()(serve)
+    root.command()(proxy)
     root.add_typer(db_app, name="db", help="The store's schema migrations: `aceorch db upgrade|current|history`.")
     root.add_typer(debug_app, name="debug", help="Analyse debug-mode session logs.")
     root.add_typer(engines_app, name="engines", help="Managed engine containers: `aceorch engines prune`.")

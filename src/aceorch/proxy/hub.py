@@ -47,7 +47,7 @@ def content_key(params: Mapping[str, str]) -> tuple[str, str] | None:
     for name in SOURCE_KEYS:
         value = (params.get(name) or "").strip()
         if value:
-            kind = "content_id" if name in ("id", "content_id") else name
+            kind = {"id": "content_id", "direct_url": "url"}.get(name, name)
             return kind, value.lower() if kind in ("content_id", "infohash") else value
     return None
 

@@ -1,0 +1,74 @@
+"""The standalone proxy's application: the proxy routes over an HTTP orchestrator client (``aceorch proxy``)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from aceorch import __version__
+from aceorch.aiokits import request_id_var
+from aceorch.config import Settings
+from aceorch.proxy import routes
+from aceorch.proxy.client import OrchestratorClient
+from aceorch.proxy.http_client import HttpOrchestrator
+from aceorch.proxy.hub import Hub
+
+__all__ = ["create_proxy_app", "RequestIdMiddleware"]
+
+
+class RequestIdMiddleware:
+    """Every request gets an id (the client's ``X-Request-ID`` when printable and short, else a new one), set as
+    the request's context and echoed in the answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"x-request-id"), "")
+        rid = given if 1 <= len(given) <= 128 and all(33 <= ord(c) <= 126 for c in given) else secrets.token_hex(16)
+        token = request_id_var.set(rid)
+
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tagged)
+        finally:
+            request_id_var.reset(token)
+
+
+def create_proxy_app(settings: Settings, orchestrator_url: str,
+                     client: OrchestratorClient | None = None) -> FastAPI:
+    """The standalone proxy: ``/ace/getstream``, ``/ace/status``, ``/proxy/streams`` and ``/healthz``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        orch = client or HttpOrchestrator(orchestrator_url, api_key=settings.api_key_value())
+        app.state.proxy = Hub(settings.proxy, client=orch)
+        try:
+            yield
+        finally:
+            await app.state.proxy.aclose()
+            await orch.aclose()
+
+    app = FastAPI(title="aceorch proxy", version=__version__, lifespan=lifespan,
+                  description=f"The aceorch stream proxy, for the orchestrator at {orchestrator_url}.")
+    app.state.settings = settings
+    app.include_router(routes.router)
+
+    @app.get("/healthz", summary="The proxy answers")
+    async def healthz() -> dict[str, str]:
+        """``{"status": "ok"}`` while the proxy runs."""
+        return {"status": "ok"}
+
+    app.add_middleware(RequestIdMiddleware)
+    return app
