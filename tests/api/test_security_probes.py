@@ -245,3 +245,42 @@ def test_every_response_of_the_probes_carries_a_request_id(app_client: Any) -> N
     client = app_client()
     r = client.post("/scale/1", headers={**EVIL, "Content-Type": "text/plain"})
     assert r.headers.get("x-request-id")
+
+
+def test_a_stalled_body_over_a_real_socket_gets_408_and_the_connection_closes(
+    make_settings: Any, tmp_path: Any
+) -> None:
+    """The same through uvicorn: half a body, then nothing; the answer comes after the timeout, then EOF."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from aceorch.api import create_app
+    from support import wait_until
+
+    settings = make_settings(api_key="k", runtime="docker", request_body_timeout_s=0.5,
+                             db_url=f"sqlite:///{tmp_path}/o.db", debug_log_dir=str(tmp_path / "d"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, runtime=InMemoryRuntime()), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, "uvicorn to start", timeout=10)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            conn.sendall(b"POST /provision/acestream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"labels\":")
+            begin = time.monotonic()
+            data = b""
+            while chunk := conn.recv(4096):
+                data += chunk
+            took = time.monotonic() - begin
+        assert data.startswith(b"HTTP/1.1 408") and b"connection: close" in data.lower(), data
+        assert b"within 0.5 s" in data and 0.4 <= took < 4, took
+    finally:
+        server.should_exit = True
+        thread.join(10)
