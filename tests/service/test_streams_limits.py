@@ -72,6 +72,18 @@ async def test_unattached_streams_expire_after_their_ttl_and_are_forgotten(parts
     assert not (await p.streams.started(spoofed(999))).attached
 
 
+async def test_an_unattached_stream_ended_early_still_counts_until_its_ttl(parts: PartsFactory) -> None:
+    p = await parts(max_unattached_streams=2, stream_unattached_ttl_s=3600)
+    first = await p.streams.started(spoofed(1))
+    await p.streams.started(spoofed(2))
+    await p.streams.end(first, "stale")
+    with pytest.raises(TooManyStreams):
+        await p.streams.started(spoofed(3))
+    first.started_at = utcnow() - timedelta(hours=2)
+    assert (await p.streams.started(spoofed(3))).status == "started"
+    assert p.streams.get(first.id) is None and p.streams.count() == 2
+
+
 async def test_gc_prunes_expired_unattached_streams(parts: PartsFactory) -> None:
     p = await parts(stream_unattached_ttl_s=3600)
     stream = await p.streams.started(spoofed(1))

@@ -3,10 +3,11 @@
 A started stream is attached to the engine that serves it; when an engine's last stream ends and AUTO_DELETE is
 on, the engine is stopped after ENGINE_GRACE_PERIOD_S unless a new stream arrives or the floors forbid it.
 
-A stream on an engine aceorch does not manage (unattached) is kept for STREAM_UNATTACHED_TTL_S only, then ended
-(reason ``unattached_expired``) and forgotten; at most MAX_UNATTACHED_STREAMS are started at once, and one more
-is refused (:class:`~aceorch.errors.TooManyStreams`). Ended streams go after STREAM_RETENTION_S, those loaded
-from a previous run included.
+A stream on an engine aceorch does not manage (unattached) is kept for STREAM_UNATTACHED_TTL_S from its start
+only, then ended (reason ``unattached_expired``) if it is still started, and forgotten; at most
+MAX_UNATTACHED_STREAMS are kept, started or already ended, and one more is refused
+(:class:`~aceorch.errors.TooManyStreams`). Other ended streams go after STREAM_RETENTION_S, those loaded from a
+previous run included.
 """
 
 from __future__ import annotations
@@ -317,7 +318,8 @@ class Streams:
 
     # -- unattached streams -------------------------------------------------------------------------------
     def _unattached(self) -> list[Stream]:
-        return [s for s in self._streams.values() if s.status == "started" and not s.attached]
+        """Every kept stream of an unmanaged engine, started or ended (an ended one may be stale, not expired)."""
+        return [s for s in self._streams.values() if not s.attached]
 
     def _expires_at(self, stream: Stream) -> datetime:
         return stream.started_at + timedelta(seconds=self.settings.streams.stream_unattached_ttl_s)
@@ -336,17 +338,18 @@ class Streams:
         wait = max(1, int((oldest - utcnow()).total_seconds() + 0.999))
         self._record("streams", operation="stream_refused", reason="max_unattached_streams", limit=cap)
         raise TooManyStreams(
-            f"{cap} started streams on engines aceorch does not manage (MAX_UNATTACHED_STREAMS); "
+            f"{cap} streams on engines aceorch does not manage are kept (MAX_UNATTACHED_STREAMS); "
             f"the oldest expires in {wait} s (STREAM_UNATTACHED_TTL_S)",
             retry_after_s=wait,
         )
 
     async def expire_unattached(self) -> int:
-        """End and forget the unattached streams older than STREAM_UNATTACHED_TTL_S; how many."""
+        """End (if started) and forget the unattached streams started over STREAM_UNATTACHED_TTL_S ago; how many."""
         now = utcnow()
         due = [s for s in self._unattached() if self._expires_at(s) <= now]
         for stream in due:
-            await self.end(stream, UNATTACHED_EXPIRED)
+            if stream.status == "started":
+                await self.end(stream, UNATTACHED_EXPIRED)
             self._streams.pop(stream.id, None)
             self._stats.pop(stream.id, None)
         return len(due)
