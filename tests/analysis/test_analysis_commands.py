@@ -257,12 +257,22 @@ def test_html_report_is_self_contained_with_threshold_markers_and_bands(
     assert set(re.findall(r"https?://[^\s\"'`]+", page)) == {"http://www.w3.org/2000/svg"}
 
 
-def test_archive_excludes_the_current_session_unless_asked(
+def reopen(log_dir: Path, sid: str) -> None:
+    """Make a session look like one a running orchestrator is still writing (no session_end yet)."""
+    path = log_dir / f"{sid}_session.jsonl"
+    path.write_text("".join(line for line in path.read_text().splitlines(keepends=True)
+                            if "session_end" not in line))
+
+
+def test_archive_excludes_the_current_open_session_unless_asked(
     logs: Path, tmp_path: Path, run_cli: Callable[..., Any]
 ) -> None:
+    reopen(logs, "20251018_144430")
     out = tmp_path / "investigation.tar.gz"
     result = run_cli("archive", "--dir", str(logs), "-o", str(out), "--json")
     assert result["sessions"] == ["20251017_144430"]
+    assert [s["session_id"] for s in result["skipped"]] == ["20251018_144430"]
+    assert "still open" in result["skipped"][0]["reason"]
     with tarfile.open(out) as tar:
         names = sorted(tar.getnames())
     assert names == sorted(f"debug_logs/{p.name}" for p in logs.glob("20251017_144430_*.jsonl"))
@@ -276,6 +286,36 @@ def test_archive_excludes_the_current_session_unless_asked(
         assert member is not None
         assert member.read() == (logs / "20251018_144430_stress.jsonl").read_bytes()
     assert not list(tmp_path.glob(".archive-*"))  # no temporary file left behind
+    text = run_cli("archive", "--dir", str(logs), "-o", str(out), "--force").stdout
+    assert "took    20251017_144430" in text and "skipped 20251018_144430: still open" in text
+
+
+def test_archive_takes_the_current_session_when_it_is_the_one_under_investigation(
+    logs: Path, tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
+    reopen(logs, "20251018_144430")
+    chosen = run_cli("archive", "--dir", str(logs), "--session", "20251018", "-o", str(tmp_path / "a.tar.gz"),
+                     "--json")
+    assert chosen["sessions"] == ["20251018_144430"]
+    assert chosen["skipped"] == [{"session_id": "20251017_144430", "reason": "not chosen (--session)"}]
+    only = tmp_path / "only"
+    only.mkdir()
+    for path in logs.glob("20251018_144430_*.jsonl"):
+        (only / path.name).write_bytes(path.read_bytes())
+    alone = run_cli("archive", "--dir", str(only), "-o", str(tmp_path / "b.tar.gz"), "--json")
+    assert alone["sessions"] == ["20251018_144430"] and alone["skipped"] == []
+    # A newest session that was closed cleanly is not being written: it is taken too.
+    closed = run_cli("archive", "--dir", str(logs), "--all", "-o", str(tmp_path / "c.tar.gz"), "--json")
+    assert closed["sessions"] == ["20251017_144430", "20251018_144430"]
+
+
+def test_an_empty_newest_session_is_never_the_latest(logs: Path, run_cli: Callable[..., Any]) -> None:
+    b = gen.SessionBuilder(logs, gen.START + timedelta(hours=2))
+    b.session_start()
+    b.session_end(0.0)  # started and stopped at once: nothing recorded
+    b.write()
+    assert run_cli("report", "--dir", str(logs), "--json")["sessions"] == ["20251018_144430"]
+    assert run_cli("diagnose", "--dir", str(logs), "--json")["sessions"] == ["20251018_144430"]
 
 
 def test_prune_deletes_old_sessions_by_id_but_never_the_newest(

@@ -21,6 +21,9 @@ __all__ = [
     "select_sessions",
     "parse_session_time",
     "total_size",
+    "has_records",
+    "latest_session",
+    "is_open",
 ]
 
 #: One debug session: its id and its category files (only the ones that exist).
@@ -46,13 +49,13 @@ def discover_sessions(log_dir: Path) -> list[Session]:
 def select_sessions(
     sessions: Sequence[Session], *, session_id: str | None, all_sessions: bool
 ) -> list[Session]:
-    """``--session ID`` (or a unique prefix of one), ``--all``, or by default the latest session."""
+    """``--session ID`` (or a unique prefix of one), ``--all``, or by default the latest session with records."""
     if not sessions:
         raise AnalysisError("no debug sessions found")
     if all_sessions:
         return list(sessions)
     if session_id is None:
-        return [sessions[-1]]
+        return [latest_session(sessions)]
     exact = [s for s in sessions if s.session_id == session_id]
     if exact:
         return exact
@@ -64,6 +67,43 @@ def select_sessions(
             f"session {session_id!r} is ambiguous: " + ", ".join(s.session_id for s in prefixed)
         )
     raise AnalysisError(f"no such session: {session_id}")
+
+
+def has_records(session: Session) -> bool:
+    """Whether the session recorded anything besides its own start and end (a file other than ``session``)."""
+    for category, path in session.files.items():
+        if category == "session":
+            continue
+        try:
+            if path.stat().st_size > 0:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def latest_session(sessions: Sequence[Session]) -> Session:
+    """The newest session that recorded something: an empty or zero-second one (a start that was stopped
+    at once, a ``--help`` run with debug mode on) is never "the latest" while an earlier one has records."""
+    for session in reversed(sessions):
+        if has_records(session):
+            return session
+    return sessions[-1]
+
+
+def is_open(session: Session) -> bool:
+    """Whether the session has no ``session_end`` record yet (it may still be written)."""
+    path = session.path("session")
+    if path is None:
+        return True
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - (1 << 16)))
+            return b"session_end" not in handle.read()
+    except OSError:
+        return True
 
 
 def total_size(sessions: Sequence[Session], categories: Iterable[str] | None = None) -> int:

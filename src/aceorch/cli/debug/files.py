@@ -10,7 +10,7 @@ import typer
 
 from aceorch.analysis import archive
 from aceorch.analysis.fields import parse_timestamp
-from aceorch.analysis.sessions import AnalysisError, discover_sessions, select_sessions
+from aceorch.analysis.sessions import AnalysisError, Session, discover_sessions, is_open, select_sessions
 from aceorch.cli.debug.common import (
     DEFAULT_DIR,
     AllOpt,
@@ -37,28 +37,47 @@ def archive_cmd(
     all_sessions: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """tar.gz of sessions (default: all but the newest, which may still be written)."""
+    """tar.gz of sessions (default: all but a newest one still being written, unless it is the only one)."""
     try:
         found = discover_sessions(log_dir)
+        skipped: list[dict[str, str]] = []
         if session is not None:
             chosen = select_sessions(found, session_id=session, all_sessions=False)
+        elif all_sessions or include_current or len(found) <= 1 or not is_open(found[-1]):
+            # The current session is the one under investigation when it is all there is, or when asked for.
+            chosen = list(found)
         else:
-            chosen = list(found) if include_current else list(found[:-1])
+            chosen = list(found[:-1])
+            skipped.append({"session_id": found[-1].session_id,
+                            "reason": "still open (being written); pass --include-current to take it"})
         if not chosen:
-            raise AnalysisError(
-                "nothing to archive: only the current session exists (pass --include-current)"
-            )
+            raise AnalysisError("no debug sessions to archive")
         target = output or Path(archive.default_archive_name(chosen))
         result = archive.archive_sessions(log_dir, chosen, target, overwrite=force)
     except AnalysisError as exc:
         raise fail(str(exc)) from exc
+    taken = {s.session_id for s in chosen}
+    if session is not None:
+        skipped.extend({"session_id": s.session_id, "reason": "not chosen (--session)"}
+                       for s in found if s.session_id not in taken)
+    result["skipped"] = skipped
     if as_json:
         print_json(result)
     else:
-        console().print(
+        out = console()
+        out.print(
             f"archived {len(result['sessions'])} session(s), {len(result['members'])} file(s) "
             f"({human_size(result['input_bytes'])}) to {result['output']} ({human_size(result['archive_bytes'])})"
         )
+        for sid in result["sessions"]:
+            out.print(f"  took    {sid}" + (" (open: still being written)" if is_open_id(found, sid) else ""))
+        for entry in skipped:
+            out.print(f"  skipped {entry['session_id']}: {entry['reason']}")
+
+
+def is_open_id(sessions: list[Session], session_id: str) -> bool:
+    """Whether the session of that id is still open."""
+    return any(s.session_id == session_id and is_open(s) for s in sessions)
 
 
 def prune_cmd(
