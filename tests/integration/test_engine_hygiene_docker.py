@@ -3,6 +3,7 @@ cache clean-up, visible in the simulator's stat and in last_cache_cleanup."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import httpx
 import pytest
 from orchestrator_proc import Orchestrator
 
+from aceorch.errors import ContainerNotFound, RuntimeFailure
+from aceorch.runtime.base import ContainerSpec
 from support import wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "streams"))
@@ -106,3 +109,32 @@ def test_limits_usage_and_the_idle_cache_clean_up(orch: Callable[..., Orchestrat
                              capture_output=True, text=True, timeout=60, check=True)
     assert listing.stdout.strip() == ""
     assert "cleared the cache of" in o.logs()
+
+
+async def test_the_docker_runtime_samples_and_clears_inside_a_container(
+    docker_runtime: Any, engine_image: str, test_labels: dict[str, str], unique_name: Callable[[str], str]
+) -> None:
+    info = await docker_runtime.create(ContainerSpec(
+        name=unique_name("hygiene"), image=engine_image, labels=test_labels, memory_limit=128 << 20, cpus=0.25,
+        command=["--cache-dir", "/var/cache/engine"],
+    ))
+    fill = "mkdir -p /var/cache/engine/sub && head -c 300000 /dev/zero > /var/cache/engine/sub/a && touch " \
+        "/var/cache/engine/.h"
+    await asyncio.to_thread(subprocess.run, ["docker", "exec", info.id, "sh", "-c", fill], check=True, timeout=60)
+
+    usage = await docker_runtime.stats(info.id)
+    assert usage.memory_bytes is not None and 0 < usage.memory_bytes < 128 << 20
+    assert usage.cpu_percent is not None and usage.cpu_percent >= 0
+
+    await docker_runtime.clear_cache(info.id, "/var/cache/engine")
+    await docker_runtime.clear_cache(info.id, "/no/such/dir")  # nothing to clear is no failure
+    left = await asyncio.to_thread(subprocess.run, ["docker", "exec", info.id, "ls", "-A", "/var/cache/engine"],
+                                   capture_output=True, text=True, check=True, timeout=60)
+    assert left.stdout == ""
+
+    await docker_runtime.stop(info.id, timeout=1)
+    with pytest.raises(RuntimeFailure):
+        await docker_runtime.clear_cache(info.id, "/var/cache/engine")
+    await docker_runtime.remove(info.id)
+    with pytest.raises(ContainerNotFound):
+        await docker_runtime.stats(info.id)
