@@ -272,3 +272,30 @@ def test_a_file_being_written_has_its_incomplete_last_line_skipped_and_counted(
     assert whole["incomplete_lines"] == 0
     events = run_cli("timeline", "--dir", str(log_dir), "--json")
     assert len(events) > 0 and all(e["seq"] != 99999 for e in events)
+
+
+def test_report_separates_engine_readiness_polling_from_real_failures(
+    tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
+    log_dir = tmp_path / "logs"
+    b = gen.SessionBuilder(log_dir, gen.START)
+    b.session_start()
+    b.provision(10.0, 3.0)  # acestream-1 on port 19001, starting from 10 s to 13 s
+
+    def call(t: float, ok: bool) -> None:
+        b.emit("performance", t, operation="http.server", kind="http", method="GET", target="127.0.0.1:19001",
+               path="/server/api", status=200 if ok else None, duration_ms=2.0, success=ok,
+               error=None if ok else "ConnectError: connection refused")
+
+    for t in (10.5, 11.0, 11.5, 12.0):  # polling while it starts: refused, then it answers
+        call(t, ok=t >= 12.0)
+    for t in (20.0, 30.0, 40.0):  # later probes of the running engine: one is a real failure
+        call(t, ok=t != 30.0)
+    b.session_end(50.0)
+    b.write()
+    report = run_cli("report", "--dir", str(log_dir), "--json")
+    assert report["engine_api"] == {
+        "readiness_polls": 4, "readiness_polls_unanswered": 3, "other_calls": 3, "other_calls_failed": 1,
+    }
+    text = run_cli("report", "--dir", str(log_dir)).stdout
+    assert "readiness polls while an engine starts" in text and "real: a running engine did not answer" in text

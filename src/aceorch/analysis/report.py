@@ -156,6 +156,58 @@ def op_stats(reader: Reader, category: str, paths: Sequence[Path]) -> list[OpSta
     return [entry for _key, entry in out]
 
 
+_START_SUCCESS = "('start_acestream_success', 'start_container_success')"
+
+
+def engine_api_calls(reader: Reader, sessions: Sequence[Session]) -> dict[str, Any] | None:
+    """``http.server`` calls (the engine's own API) split into readiness polling and the other calls.
+
+    A call is readiness polling when it went to the port of an engine that was still starting: between the
+    begin and the end of a successful start published on that port. Failures there are an engine not
+    answering yet, which is expected; failures among the other calls are real. None without such calls.
+    """
+    perf = [p for p in (s.path("performance") for s in sessions) if p is not None and p.is_file()]
+    prov = [p for p in (s.path("provisioning") for s in sessions) if p is not None and p.is_file()]
+    perf = [p for p in perf if p.stat().st_size > 0]
+    prov = [p for p in prov if p.stat().st_size > 0]
+    if not perf:
+        return None
+    calls = json_source(perf, {"operation": "JSON", "timestamp": "JSON", "target": "JSON", "success": "JSON"})
+    if prov:
+        starts = json_source(prov, {"operation": "JSON", "timestamp": "JSON", "host_http_port": "JSON",
+                                    "duration_ms": "JSON"})
+        windows = f"""
+            SELECT {NUMBER_SQL.format("host_http_port")}::BIGINT AS port,
+                   TRY_CAST(rtrim({_TEXT_SQL.format("timestamp")}, 'Z') AS TIMESTAMP) AS t_end,
+                   {NUMBER_SQL.format("duration_ms")} AS d
+            FROM {starts} WHERE {_TEXT_SQL.format("operation")} IN {_START_SUCCESS}"""
+    else:
+        windows = "SELECT NULL::BIGINT AS port, NULL::TIMESTAMP AS t_end, NULL::DOUBLE AS d WHERE false"
+    sql = f"""
+        WITH s AS ({windows}),
+        w AS (SELECT port, t_end - to_microseconds(CAST(d * 1000 AS BIGINT)) AS t_begin, t_end FROM s
+              WHERE port IS NOT NULL AND d IS NOT NULL AND t_end IS NOT NULL),
+        h AS (SELECT TRY_CAST(split_part({_TEXT_SQL.format("target")}, ':', -1) AS BIGINT) AS port,
+                     TRY_CAST(rtrim({_TEXT_SQL.format("timestamp")}, 'Z') AS TIMESTAMP) AS t,
+                     {_BOOL_SQL.format("success")} AS ok
+              FROM {calls} WHERE {_TEXT_SQL.format("operation")} = 'http.server')
+        SELECT EXISTS (SELECT 1 FROM w WHERE w.port = h.port AND h.t BETWEEN w.t_begin AND w.t_end) AS polling,
+               count(*), count(*) FILTER (WHERE ok IS NOT TRUE)
+        FROM h GROUP BY 1
+    """
+    rows = {bool(polling): (int(n), int(failed)) for polling, n, failed in reader.query(sql)}
+    if not rows:
+        return None
+    poll_n, poll_failed = rows.get(True, (0, 0))
+    other_n, other_failed = rows.get(False, (0, 0))
+    return {
+        "readiness_polls": poll_n,
+        "readiness_polls_unanswered": poll_failed,
+        "other_calls": other_n,
+        "other_calls_failed": other_failed,
+    }
+
+
 def build_report(reader: Reader, sessions: Sequence[Session]) -> dict[str, Any]:
     """The "Performance Report" of the debug-mode guide and more: per operation, stress, VPN outages, health."""
     stats: dict[tuple[str, str], OpStats] = {}
@@ -220,6 +272,7 @@ def build_report(reader: Reader, sessions: Sequence[Session]) -> dict[str, Any]:
         "average_provisioning_ms": (starts.total / starts.with_duration) if starts and starts.with_duration else None,
         "stress": dict(sorted(stress_counts.items())),
         "vpn_outages": [o.as_dict() for o in outages],
+        "engine_api": engine_api_calls(reader, sessions),
         "health": {
             "cycles": len(health),
             "healthy_ratio": (sum(c.healthy for c in health) / cycles_total) if cycles_total else None,

@@ -121,6 +121,16 @@ def report_cmd(
                 fmt_ms(ok["max_ms"]),
             )
     out.print(guide)
+    api = report.get("engine_api")
+    if api:
+        calls = Table(title="Engine API calls (http.server operation): readiness polling during starts vs. the rest")
+        for column in ("calls", "count", "failed or unanswered", "what a failure means"):
+            calls.add_column(column, justify="right" if column in ("count", "failed or unanswered") else "left")
+        calls.add_row("readiness polls while an engine starts", str(api["readiness_polls"]),
+                      str(api["readiness_polls_unanswered"]), "expected: the engine was not up yet")
+        calls.add_row("other calls (health probes, stream API)", str(api["other_calls"]),
+                      str(api["other_calls_failed"]), "real: a running engine did not answer")
+        out.print(calls)
     stress = Table(title="Stress events by type")
     stress.add_column("event_type")
     stress.add_column("events", justify="right")
