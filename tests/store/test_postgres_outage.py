@@ -4,6 +4,7 @@ WARNING line; when the server is back the queue lands. Also when the server is a
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -73,3 +74,18 @@ async def test_a_store_opened_while_postgres_is_away_keeps_trying_and_lands_its_
         assert [e.container_name for e in await store.load_engines()] == ["acestream-7"]
     finally:
         await store.aclose()
+
+
+async def test_closing_while_postgres_is_away_is_prompt_and_says_what_is_lost(
+    outage: PgCluster, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SqlStore(pg_url, retry_max_s=0.5)
+    await store.open()
+    outage.stop()
+    await store.save_engine(engine(5))
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+    begin = time.monotonic()
+    await store.aclose()
+    assert time.monotonic() - begin < 1.0
+    assert "closing with 1 writes that never reached the database" in caplog.text

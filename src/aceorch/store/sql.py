@@ -224,7 +224,8 @@ class SqlStore:
             await engine.dispose()
 
     async def aclose(self) -> None:
-        """Let queued writes land (a few seconds at most), stop the writer and dispose of the engine. Idempotent."""
+        """Let queued writes land (a few seconds at most, not at all while the database is known to be away),
+        stop the writer and dispose of the engine. Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -240,7 +241,9 @@ class SqlStore:
                 logger.warning("store: closing with %d writes that never reached the database (it never opened)",
                                self._writes.pending)
             return
-        if self._writes.pending and not await self._writes.drain(CLOSE_DRAIN_S):
+        # A database known to be away is not waited for: shutdown stays prompt.
+        wait_s = 0.0 if self._down else CLOSE_DRAIN_S
+        if self._writes.pending and not await self._writes.drain(wait_s):
             logger.warning("store: closing with %d writes that never reached the database", self._writes.pending)
         await self._writes.aclose()
         engine, self._engine = self._engine, None
