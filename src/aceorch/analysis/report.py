@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aceorch.analysis.fields import Record, number, percentile
-from aceorch.analysis.reader import Reader, json_source
+from aceorch.analysis.reader import Reader, json_source, sql_literal
 from aceorch.analysis.sessions import Session
 from aceorch.analysis.signals import HealthCycle, health_buckets, health_cycles, vpn_outages, vpn_signal
 
@@ -112,17 +112,22 @@ def op_stats(reader: Reader, category: str, paths: Sequence[Path]) -> list[OpSta
     if not present:
         return []
     order = {str(p): i for i, p in enumerate(present)}
+    # Which file an operation first appears in matters only with several files; naming them costs time.
+    if len(present) > 1:
+        source, files_sql = json_source(present, _OP_COLUMNS, filename="true"), "array_agg(DISTINCT filename)"
+    else:
+        source, files_sql = json_source(present, _OP_COLUMNS), f"[{sql_literal(str(present[0]))}]"
     sql = f"""
-        WITH raw AS (SELECT * FROM {json_source(present, _OP_COLUMNS, filename="true")}),
+        WITH raw AS (SELECT * FROM {source}),
         r AS (
-            SELECT filename,
+            SELECT {"filename" if len(present) > 1 else "NULL AS filename"},
                 {_TEXT_SQL.format("operation")} AS op,
                 {NUMBER_SQL.format("duration_ms")} AS d,
                 {_BOOL_SQL.format("success")} AS s,
                 CASE WHEN json_type(seq) IN ('BIGINT', 'UBIGINT') THEN seq::BIGINT END AS q,
                 (operation IS NULL AND duration_ms IS NULL AND success IS NULL AND seq IS NULL) AS bad
             FROM raw)
-        SELECT op, array_agg(DISTINCT filename) AS files, min(q), count(*), count(d), sum(d), min(d), max(d),
+        SELECT op, {files_sql} AS files, min(q), count(*), count(d), sum(d), min(d), max(d),
             quantile_cont(d, [0.5, 0.95]),
             count(*) FILTER (WHERE s), count(*) FILTER (WHERE NOT s),
             count(d) FILTER (WHERE s), sum(d) FILTER (WHERE s), min(d) FILTER (WHERE s), max(d) FILTER (WHERE s),
