@@ -78,6 +78,10 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, StoreUnavailable) or is_unavailable(exc)
+
+
 def _is_corrupt(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, sa_exc.DatabaseError) and ("not a database" in text or "malformed" in text)
@@ -100,7 +104,7 @@ class SqlStore:
         #: one made before migrations).
         self.migrated: tuple[str | None, str] | None = None
         self._writes: WriteBehind[Write] = WriteBehind(
-            self._apply, is_transient=is_unavailable, on_failure=self._writes_failed,
+            self._apply, is_transient=_transient, on_failure=self._writes_failed,
             on_success=self._writes_landed, max_pending=max_pending, retry_max_s=retry_max_s,
         )
 
