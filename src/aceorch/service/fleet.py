@@ -22,7 +22,7 @@ from aceorch.control.health import mark_unreachable, not_ready_reason, unreachab
 from aceorch.control.ports import PortAllocator, ports_from_labels
 from aceorch.errors import ContainerNotFound, RuntimeFailure
 from aceorch.models import Engine, HealthStatus, utcnow
-from aceorch.runtime.base import ContainerInfo, Runtime
+from aceorch.runtime.base import ContainerInfo, ListsNodes, Runtime, RuntimeNode
 from aceorch.service.metrics import Metrics
 from aceorch.service.timed import Recorder
 from aceorch.store.base import Store
@@ -98,6 +98,8 @@ class Fleet:
         self._changed = asyncio.Event()
         self._streams: StreamLedger | None = None
         self._starts: Starts | None = None
+        #: The runtime's nodes as last listed (multi-node runtimes only).
+        self.nodes: list[RuntimeNode] = []
 
     def bind(self, *, streams: StreamLedger, starts: Starts) -> None:
         """Connect the streams and the provisioner, which are built after the fleet."""
@@ -219,6 +221,11 @@ class Fleet:
         key, value = self.settings.label_pair
         listed_at = utcnow()
         containers = await self._runtime.list({key: value})
+        if isinstance(self._runtime, ListsNodes):
+            try:
+                self.nodes = await self._runtime.nodes()
+            except RuntimeFailure as exc:
+                logger.debug("could not list the runtime's nodes: %s", exc)
         starts = self._starts
         in_flight_names = starts.starting_names() if starts is not None else frozenset()
         seen: set[str] = set()

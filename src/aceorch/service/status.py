@@ -5,6 +5,7 @@ Everything is read from memory, never from the runtime, so that status answers w
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 from aceorch.config import Settings
@@ -116,8 +117,16 @@ class Status:
                              "blocked_reason_details": details},
             "config": {"auto_delete": s.pool.auto_delete, "grace_period_s": s.pool.engine_grace_period_s,
                        "target_image": s.runtime.target_image, "runtime": self._runtime_name},
+            "nodes": self._nodes(engines),
             "timestamp": format_time(utcnow()),
         }
+
+    def _nodes(self, engines: list[Any]) -> list[dict[str, Any]]:
+        """The runtime's nodes (a swarm's; none under the single-host runtimes) with their engines, as last seen."""
+        at = collections.Counter(e.host for e in engines)
+        return [{"id": n.id, "hostname": n.hostname, "address": n.address, "role": n.role,
+                 "availability": n.availability, "state": n.state, "engines": at.get(n.address or "", 0)}
+                for n in self._fleet.nodes]
 
     def vpn_status(self) -> VpnView:
         """The VPN monitor's last check."""

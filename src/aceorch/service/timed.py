@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 
-from aceorch.runtime.base import ContainerInfo, ContainerSpec, ContainerStats, Runtime, RuntimeEvent
+from aceorch.runtime.base import (
+    ContainerInfo,
+    ContainerSpec,
+    ContainerStats,
+    ListsNodes,
+    Runtime,
+    RuntimeEvent,
+    RuntimeNode,
+)
 
 __all__ = ["TimedRuntime", "TimedTransport"]
 
@@ -67,6 +76,13 @@ class TimedRuntime:
     async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
         """The wrapped runtime's ``list``, timed."""
         result: list[ContainerInfo] = await self._timed("list", self.inner.list(labels))
+        return result
+
+    async def nodes(self) -> builtins.list[RuntimeNode]:
+        """The wrapped runtime's nodes (``ListsNodes``), timed; none for a single-host runtime."""
+        if not isinstance(self.inner, ListsNodes):
+            return []
+        result: builtins.list[RuntimeNode] = await self._timed("nodes", self.inner.nodes())
         return result
 
     async def stop(self, container_id: str, timeout: float = 10) -> None:

@@ -394,6 +394,19 @@ class ConfigSummaryPublic(_Public):
     runtime: str
 
 
+class NodePublic(_Public):
+    """One node of a multi-node runtime: its health (``ready``, ``down``, ...), availability (``active``,
+    ``pause``, ``drain``), its address, and how many engines run on it."""
+
+    id: str
+    hostname: str
+    address: str | None
+    role: str
+    availability: str
+    state: str
+    engines: int
+
+
 class OrchestratorStatusPublic(_Public):
     """Engines, streams, capacity, VPN and whether provisioning is possible now."""
 
@@ -404,6 +417,8 @@ class OrchestratorStatusPublic(_Public):
     vpn: VpnSummaryPublic
     provisioning: ProvisioningStatePublic
     config: ConfigSummaryPublic
+    #: The runtime's machines (RUNTIME=swarm: the swarm's nodes), with their health and engines; empty otherwise.
+    nodes: list[NodePublic]
     timestamp: Time
 
 
