@@ -79,7 +79,9 @@ def settled(lab: Lab, orch: Orchestrator, count: int, *, avoid: str | None = Non
     try:
         wait_until(ok, timeout=60, interval=0.5, what=f"{count} engines settled")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; engines {[(e['container_id'], e['host'], e['port'], e['health_status']) for e in state.get('engines', [])]}; services {state.get('services')}; log tail {orch.logs()[-1500:]}") from None
+        seen = [(e["container_id"], e["host"], e["port"], e["health_status"]) for e in state.get("engines", [])]
+        raise AssertionError(f"{exc}; engines {seen}; services {state.get('services')}; "
+                             f"log tail {orch.logs()[-1500:]}") from None
     engines: list[dict[str, Any]] = state["engines"]
     return engines
 
