@@ -66,6 +66,8 @@ class Hub:
         self.selector = Selector(client, settings.max_streams_per_engine, self.record)
         self.sessions: dict[str, StreamSession] = {}
         self._ended: set[asyncio.Task[None]] = set()
+        #: Stopped sessions whose engine-session stops may still run.
+        self._stopped: list[StreamSession] = []
         self.counters: dict[str, int] = {"sessions_started": 0, "sessions_ended": 0, "viewers_total": 0,
                                          "start_failures": 0}
         self._ended_totals: dict[str, int] = {"bytes_in": 0, "bytes_out": 0, "lagged": 0, "stalled": 0,
@@ -94,6 +96,7 @@ class Hub:
             task.add_done_callback(self._ended.discard)
         if session.state == "stopped" and not session.counted:
             session.counted = True
+            self._stopped = [s for s in self._stopped if s.stops] + [session]
             self.counters["sessions_ended"] += 1
             if session.failure is not None:
                 self.counters["start_failures"] += 1
@@ -148,5 +151,7 @@ class Hub:
             session.stop("proxy_shutdown")
         tasks = [t for t in self._ended if not t.done()]
         await stop_tasks(tasks, timeout=5.0)
+        await stop_tasks([t for s in self._stopped for t in s.stops], timeout=3.5)
+        self._stopped.clear()
         if self._own_http:
             await self._http.aclose()

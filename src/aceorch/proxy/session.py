@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from aceorch.aiokits import spawn
 from aceorch.config import ProxySettings
 from aceorch.errors import ProvisioningBlocked, ProvisioningError
 from aceorch.models import StreamStart, utcnow
@@ -94,6 +95,8 @@ class StreamSession:
         self.end_reason: str | None = None
         #: Whether the hub has added this session's totals to its own (once, when it stopped).
         self.counted = False
+        #: Engine-session stops still running (awaited, bounded, at shutdown).
+        self.stops: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._linger: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
@@ -276,7 +279,8 @@ class StreamSession:
         session, self.engine_session = self.engine_session, None
         stream_id, self.stream_id = self.stream_id, None
         if session is not None:
-            await stop_session(self._http, session)
+            # In the background: a hung engine would hold the failover for the stop's timeout.
+            spawn(stop_session(self._http, session), name=f"stop {self.key[:12]}", tasks=self.stops)
         if stream_id is not None and session is not None:
             try:
                 await self._client.stream_ended(session.engine.container_id, stream_id, reason, self.request_id)
