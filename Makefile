@@ -1,7 +1,7 @@
 # aceorch developer targets. Every target is idempotent and fast when its work is already done:
 # `make test` on a machine with the packages, the images and the venv spends seconds on setup.
 #
-#   make test    system + docker + postgres + images + venv + lint, then the whole pytest suite (CI: .ci/run)
+#   make test    system + docker + postgres + images + venv + lint + swarm, then the whole pytest suite (CI: .ci/run)
 #   make run     the service (`aceorch serve`); builds the images only if a Docker engine already answers
 #   make clean   removes every managed engine container (`aceorch engines prune`) when a Docker engine answers
 #   make lint    ruff, mypy --strict, import-linter
@@ -18,10 +18,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.aceorch-installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv system docker postgres images lint test run clean bench chaos
+.PHONY: help venv system docker postgres images lint test run clean bench chaos swarm
 
 help:
-	@echo "targets: venv system docker postgres images lint test run clean bench chaos"
+	@echo "targets: venv system docker postgres images lint test run clean bench chaos swarm"
 
 # Create the venv if missing; reinstall only when pyproject.toml is newer than the stamp.
 venv: $(STAMP)
@@ -55,9 +55,15 @@ lint: venv
 postgres: system
 	@scripts/ensure-postgres.sh >/dev/null
 
+# The swarm tests (tests/swarm) bring a 3-node lab swarm up with scripts/swarm-lab.sh and remove it at their end:
+# dockerds in network namespaces, beside the host's engine and untouched by it. This step says whether a lab can
+# run here (root, dockerd, nsenter, the images) and removes a lab left broken by an interrupted run.
+swarm: docker images
+	@scripts/swarm-lab.sh check
+
 # Playwright's Python package comes with the venv; its browser is Debian's /usr/bin/chromium
 # (never `playwright install`).
-test: system docker postgres images venv lint
+test: system docker postgres images venv lint swarm
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Never installs or starts Docker: with no engine answering, aceorch runs (RUNTIME=auto picks the process runtime).

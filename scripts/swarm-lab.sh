@@ -7,6 +7,7 @@
 #   scripts/swarm-lab.sh status        the nodes as the manager sees them
 #   scripts/swarm-lab.sh stop-node I   stops node I's daemon (SIGTERM, waits), as a node failure
 #   scripts/swarm-lab.sh start-node I  starts node I's daemon again; it rejoins on its own
+#   scripts/swarm-lab.sh check         says whether a lab can run here (make test's swarm step); always exits 0
 #
 # Every node is its own dockerd in its own network namespace (entered with nsenter --net, plus unshare --uts for
 # its own hostname, so its own node name), with its own data-root, exec-root, pidfile, socket, --bip and
@@ -210,12 +211,31 @@ node_arg() {
     [[ ${1:-} =~ ^[1-9]$ && $1 -le $(node_count) ]] || die "node number 1..$(node_count) expected"
 }
 
+cmd_check() {
+    local missing=()
+    [[ $(id -u) -eq 0 ]] || missing+=("root")
+    for tool in dockerd docker nsenter unshare ip; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    # shellcheck disable=SC2086
+    if [[ ${#missing[@]} -eq 0 ]] && ! DOCKER_HOST=$HOST_DOCKER docker image inspect $IMAGES >/dev/null 2>&1; then
+        missing+=("the images $IMAGES in the host's Docker engine")
+    fi
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        say "no lab here (missing: ${missing[*]}); the swarm tests will be skipped"
+    elif [[ $(node_count) -gt 0 ]] && ! healthy; then
+        say "a broken lab is left from an interrupted run; removing it"
+        cmd_down
+    else
+        say "ready: the swarm tests bring a 3-node lab up and remove it at their end"
+    fi
+}
+
 case "${1:-}" in
     up) cmd_up "${2:-3}" ;;
     down) cmd_down ;;
     env) [[ $(node_count) -gt 0 ]] || die "the lab is not up"; print_env ;;
     status) cmd_status ;;
+    check) cmd_check ;;
     stop-node) require_root; node_arg "${2:-}"; stop_daemon "$2" ;;
     start-node) require_root; node_arg "${2:-}"; start_daemon "$2" ;;
-    *) die "usage: $0 up [N] | down | env | status | stop-node I | start-node I" ;;
+    *) die "usage: $0 up [N] | down | env | status | check | stop-node I | start-node I" ;;
 esac
