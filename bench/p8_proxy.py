@@ -124,9 +124,9 @@ def fan_out(o: Any, n: int, seconds: float) -> dict[str, Any]:
     pid = o.proc.pid
     time.sleep(1.0)
     cpu0, sent0 = proc_cpu_s(pid), sim_bytes(engine["port"])
+    began = time.monotonic()
     curl = ["curl", "-s", "-o", "/dev/null", "-m", str(seconds), "-w", "%{size_download} %{time_total}", url]
     procs = [subprocess.Popen(curl, stdout=subprocess.PIPE, text=True) for _ in range(n)]
-    began = time.monotonic()
     rss = proc_rss_mb(pid)
     while any(p.poll() is None for p in procs):
         rss = max(rss, proc_rss_mb(pid))
