@@ -65,6 +65,7 @@ def test_postgres_stopped_for_10s_while_provisioning_loses_nothing(
                 start_stream(o, next(e for e in o.engines() if e["container_id"] == r.json()["container_id"]), n)
             assert len(o.engines()) == 4
             assert readiness(o)["database"] == "down"
+            assert o.client.get("/readyz").status_code == 200  # a database outage does not take aceorch out of service
             time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))  # the outage lasts 10 s whatever we do
         finally:
             pg_cluster.start()
