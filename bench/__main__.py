@@ -1,6 +1,6 @@
 """``python -m bench [names...] [--quick]``: run the benchmarks, each in its own process, then a table.
 
-Names: p1 p2 p3 p4 p5 p7 p8 report (default: all). ``--quick`` (or ``BENCH_QUICK=1``) runs a tiny size; the
+Names: p1 p2 p3 p4 p5 p7 p8 swarm report (default: all). ``--quick`` (or ``BENCH_QUICK=1``) runs a tiny size; the
 debug-report benchmark (``bench/bench_report.py``) then uses 30 MB instead of ``BENCH_REPORT_MB``
 (default ``75,300``: both sizes side by side).
 """
@@ -24,10 +24,11 @@ BENCHMARKS: dict[str, str] = {
     "p4": "p4_debug_onoff",
     "p5": "p5_loop_lag",
     "p7": "p7_scale",
-    "p8": "p8_swarm",
+    "p8": "p8_proxy",
+    "swarm": "p8_swarm",
     "report": "bench_report",
 }
-ORDER = ("p3", "p4", "p5", "p7", "p8", "p1", "p2", "report")
+ORDER = ("p3", "p4", "p5", "p7", "p8", "p1", "p2", "swarm", "report")
 #: bench_report.py (not ours) always writes here.
 REPORT_RESULTS = common.ROOT / "bench" / "results"
 
@@ -54,7 +55,7 @@ def latest_result(name: str) -> dict[str, object] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", metavar="NAME", help="p1 p2 p3 p4 p5 p7 p8 report (default: all)")
+    parser.add_argument("names", nargs="*", metavar="NAME", help="p1 p2 p3 p4 p5 p7 p8 swarm report (default: all)")
     parser.add_argument("--quick", action="store_true", default=common.quick_default())
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in BENCHMARKS]
