@@ -18,7 +18,7 @@ from aceorch.config import Settings
 from aceorch.control.admission import ProvisionRequest
 from aceorch.control.breaker import Breakers, CircuitBreaker
 from aceorch.control.ports import PortAllocator
-from aceorch.control.vpn import VpnMonitor
+from aceorch.control.vpn_pool import VpnPool
 from aceorch.debuglog.stress import StressMonitor
 from aceorch.debuglog.writer import DebugLog
 from aceorch.models import Engine
@@ -54,6 +54,9 @@ class Parts:
     records: list[tuple[str, dict[str, Any]]]
     answering: set[int] = field(default_factory=set)
     stats: dict[int, Any] = field(default_factory=dict)
+    #: The VPNs (a pool of one monitor with one Gluetun); ports in ``offline`` say their network is down.
+    vpn: Any = None
+    offline: set[int] = field(default_factory=set)
 
     def ops(self, category: str) -> list[dict[str, Any]]:
         """The debug records of one category."""
@@ -79,6 +82,8 @@ def _engine_api(parts: list[Parts]) -> httpx.MockTransport:
         port = request.url.port or 80
         if port not in p.answering:
             raise httpx.ConnectError("connection refused", request=request)
+        if request.url.path == "/server/api" and request.url.params.get("method") == "get_network_connection_status":
+            return httpx.Response(200, json={"result": {"connected": port not in p.offline}})
         if request.url.path == "/server/api":
             return httpx.Response(200, json={"result": {"playlist_loaded": True}})
         if request.url.path.startswith("/ace/stat"):
@@ -115,7 +120,7 @@ async def build_parts(make_settings: Callable[..., Settings], **overrides: Any) 
          CircuitBreaker("replacement", failure_threshold=3, recovery_timeout=60)],
         record=record,
     )
-    vpn = VpnMonitor(settings, runtime=runtime, http=http)
+    vpn = VpnPool.build(settings, runtime=runtime, http=http)
     liveness = Liveness(runtime=runtime, store=store, record=record,
                         monitor_interval_s=settings.pool.monitor_interval_s)
     ports = PortAllocator()
@@ -127,6 +132,8 @@ async def build_parts(make_settings: Callable[..., Settings], **overrides: Any) 
         ports=ports, vpn=vpn, http=http, metrics=metrics, stress=stress, record=record, in_container=False,
     )
     fleet.bind(streams=streams, starts=provisioning.provisioner)
+    fleet.held = vpn.held
+    vpn.bind(fleet.engines)
     collector = Collector(fleet=fleet, streams=streams, http=http, metrics=metrics, record=record, runtime=runtime,
                           cache_dir=settings.runtime.engine_cache_dir,
                           cache_cleanup_idle_s=settings.runtime.engine_cache_cleanup_idle_s)
@@ -135,7 +142,7 @@ async def build_parts(make_settings: Callable[..., Settings], **overrides: Any) 
     assert await liveness.check_runtime()
     p = Parts(settings=settings, runtime=runtime, store=store, http=http, stop=stop, liveness=liveness,
               fleet=fleet, streams=streams, provisioning=provisioning, collector=collector, status=status,
-              breakers=breakers, ports=ports, records=records)
+              breakers=breakers, ports=ports, records=records, vpn=vpn)
     holder.append(p)
     return p
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from aceorch.config.types import (
     FLOAT,
@@ -449,10 +449,95 @@ class VpnSettings(Group):
         "restart engines on every blip, 0-3600 s, default 30.",
     )
 
+    gluetun_container_names: Str | None = Field(
+        None,
+        description="Several VPNs: comma-separated Gluetun container names (gluetun-a,gluetun-b); each new engine "
+        "joins the healthy one with the fewest engines, and provisioning goes on while any is up; default unset "
+        "(the one VPN of GLUETUN_CONTAINER_NAME). When both are set, this list wins.",
+    )
+    gluetun_port_ranges: Str | None = Field(
+        None,
+        description="Host port range of each VPN's engines, comma-separated A-B in the order of "
+        "GLUETUN_CONTAINER_NAMES, each published by its Gluetun; default unset (PORT_RANGE_HOST split into equal "
+        "parts, one per VPN).",
+    )
+    gluetun_api_urls: Str | None = Field(
+        None,
+        description="Control server base URL of each VPN, comma-separated in the order of GLUETUN_CONTAINER_NAMES; "
+        "an empty item falls back to http://<name>:<GLUETUN_API_PORT> or the container's IP; default unset.",
+    )
+    gluetun_api_keys: SecretStr | None = Field(
+        None,
+        description="X-API-Key of each VPN's control server, comma-separated in the order of "
+        "GLUETUN_CONTAINER_NAMES; an empty item uses GLUETUN_API_KEY; default unset. Never logged.",
+    )
+    vpn_unhealthy_restart_timeout_s: Annotated[int, INT] = Field(
+        120, ge=0, le=86400,
+        description="A Gluetun container unhealthy (or stopped) this long is restarted through the runtime, and "
+        "its engines after it, 0-86400 s, default 120; 0 never restarts it. At most one restart per "
+        "VPN_RESTART_WINDOW_S, so a broken tunnel is never restarted in a loop.",
+    )
+    vpn_restart_window_s: Annotated[int, INT] = Field(
+        900, ge=1, le=86400,
+        description="The Gluetun restart breaker: after a forced restart, another failure within this window is "
+        "recorded but not restarted again, 1-86400 s, default 900.",
+    )
+
+    @property
+    def names(self) -> list[str]:
+        """The Gluetun container names: GLUETUN_CONTAINER_NAMES, else GLUETUN_CONTAINER_NAME, else none."""
+        if self.gluetun_container_names:
+            return [n.strip() for n in self.gluetun_container_names.split(",") if n.strip()]
+        return [self.gluetun_container_name] if self.gluetun_container_name else []
+
     @property
     def enabled(self) -> bool:
-        """VPN mode is on when ``GLUETUN_CONTAINER_NAME`` is set."""
-        return bool(self.gluetun_container_name)
+        """VPN mode is on when ``GLUETUN_CONTAINER_NAME`` or ``GLUETUN_CONTAINER_NAMES`` is set."""
+        return bool(self.names)
+
+    def port_ranges(self, host_range: PortRange) -> list[PortRange]:
+        """Each VPN's host port range: GLUETUN_PORT_RANGES, else ``host_range`` split into equal parts."""
+        names = self.names
+        if self.gluetun_port_ranges:
+            return [PortRange.parse(r) for r in self.gluetun_port_ranges.split(",")]
+        if len(names) <= 1:
+            return [host_range]
+        size = len(host_range) // len(names)
+        return [PortRange(host_range.start + i * size, host_range.start + (i + 1) * size - 1)
+                for i in range(len(names))]
+
+    def api_urls(self) -> list[str | None]:
+        """Each VPN's control server URL (None: resolve it from the container)."""
+        names = self.names
+        if self.gluetun_api_urls and len(names) > 1:
+            items = [u.strip() or None for u in self.gluetun_api_urls.split(",")]
+            return (items + [None] * len(names))[: len(names)]
+        return [self.gluetun_api_url] * len(names) if len(names) <= 1 else [None] * len(names)
+
+    def api_keys(self) -> list[SecretStr | None]:
+        """Each VPN's control server key (GLUETUN_API_KEY where none is given)."""
+        names = self.names
+        if self.gluetun_api_keys and len(names) > 1:
+            items = [SecretStr(k.strip()) if k.strip() else self.gluetun_api_key
+                     for k in self.gluetun_api_keys.get_secret_value().split(",")]
+            return (items + [self.gluetun_api_key] * len(names))[: len(names)]
+        return [self.gluetun_api_key] * len(names)
+
+    @model_validator(mode="after")
+    def _lists_line_up(self) -> VpnSettings:
+        names = self.names
+        if len(set(names)) != len(names):
+            raise ValueError("GLUETUN_CONTAINER_NAMES: names must be distinct")
+        for var, value in (("GLUETUN_PORT_RANGES", self.gluetun_port_ranges),
+                           ("GLUETUN_API_URLS", self.gluetun_api_urls)):
+            if value and len(value.split(",")) != len(names):
+                raise ValueError(f"{var}: needs one item per name of GLUETUN_CONTAINER_NAMES ({len(names)})")
+        ranges = self.port_ranges(PortRange(1, 65535))
+        for i, a in enumerate(ranges):
+            for b in ranges[i + 1:]:
+                if a.overlaps(b):
+                    raise ValueError(f"GLUETUN_PORT_RANGES: {a} and {b} overlap")
+        return self
 
 
 class DebugSettings(Group):

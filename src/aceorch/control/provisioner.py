@@ -69,8 +69,42 @@ class Fleet(Protocol):
     def p2p_holder(self) -> str | None:
         """The engine holding the forwarded P2P port, if any."""
 
+    def engines(self) -> list[Engine]:
+        """Every engine."""
+
     async def register(self, engine: Engine, info: ContainerInfo) -> None:
         """A started engine joins the fleet."""
+
+
+class VpnTarget(Protocol):
+    """One VPN a new engine may go behind: its Gluetun container, host ports and forwarded P2P port."""
+
+    container: str | None
+    ports: list[int]
+
+    @property
+    def forwarded_port(self) -> int | None:
+        """The port its Gluetun forwards (while connected)."""
+
+
+class VpnPlacement(Protocol):
+    """The VPNs engines run behind (several of them), as the provisioner places a new engine."""
+
+    @property
+    def several(self) -> bool:
+        """More than one VPN."""
+
+    def pick(self, taken: frozenset[int]) -> VpnTarget | None:
+        """The connected VPN with the fewest engines, or None."""
+
+    def member(self, engine: Engine) -> VpnTarget | None:
+        """The VPN an engine runs behind."""
+
+    def owner(self, port: int) -> VpnTarget | None:
+        """The VPN whose port range holds ``port``."""
+
+    def engine_labels(self, target: VpnTarget) -> dict[str, str]:
+        """The labels that name the VPN on its engine."""
 
 
 Recorder = Callable[..., None]
@@ -94,6 +128,7 @@ class Provisioner:
         runtime_ok: Callable[[], Awaitable[bool]],
         in_container: bool = False,
         on_runtime_lost: Callable[[], None] = lambda: None,
+        vpn_pool: VpnPlacement | None = None,
     ) -> None:
         self.settings = settings
         self.on_runtime_lost = on_runtime_lost
@@ -105,6 +140,10 @@ class Provisioner:
         self.record = record
         self.on_finished = on_finished
         self.vpn_gate = vpn_gate
+        #: The VPNs, when engines run behind Gluetun: a new engine goes to the connected one with the fewest.
+        self.vpn_pool = vpn_pool
+        #: The VPN chosen for each start being allocated or created, by its HTTP host port.
+        self._vpn_of_port: dict[int, VpnTarget] = {}
         self.runtime_ok = runtime_ok
         self.in_container = in_container
         self.in_flight = 0
@@ -177,6 +216,8 @@ class Provisioner:
             if trial:
                 breaker.release_trial()
             self.ports.release(reserved)
+            for port in reserved:
+                self._vpn_of_port.pop(port, None)
             self._fail_record(req, exc, begin)
             raise
         released = False
@@ -230,7 +271,9 @@ class Provisioner:
             reserved.append(got)
             return got
 
-        http_pool: Any = (s.vpn_port_pool if s.vpn_enabled
+        target = self._pick_vpn(conf_http or req.host_port)
+        vpn_ports: list[int] = target.ports if target is not None else s.vpn_port_pool
+        http_pool: Any = (vpn_ports if s.vpn_enabled
                           else s.runtime.port_range_host if kind == "process" else s.runtime.ace_http_range)
         for flag, port, pool in (("--http-port", conf_http, http_pool),
                                  ("--https-port", conf_https, s.runtime.ace_https_range)):
@@ -238,12 +281,14 @@ class Provisioner:
                 raise InputRejected(f"CONF {flag}={port} is outside the port range aceorch gives engines")
         host_https: int | None = None
         if s.vpn_enabled:
-            pool = s.vpn_port_pool
+            pool = vpn_ports
             wanted = req.host_port or conf_http
             if req.host_port and conf_http and req.host_port != conf_http:
                 raise PortInUse("host_port and CONF --http-port disagree in VPN mode")
             host_http = claim(wanted, pool) if wanted else take(pool)
             container_http = host_http
+            if target is not None:
+                self._vpn_of_port[host_http] = target
         elif kind != "process":
             container_http = claim(conf_http, s.runtime.ace_http_range) if conf_http else take(s.runtime.ace_http_range)
             host_range = s.runtime.port_range_host
@@ -264,6 +309,23 @@ class Provisioner:
             "container_https": container_https,
             "host_https": host_https,
         }
+
+    def _pick_vpn(self, wanted: int | None) -> VpnTarget | None:
+        """With several VPNs, the one a new engine goes to: the owner of a port asked for, else
+        the connected VPN with the fewest engines. None with one VPN (or none)."""
+        pool = self.vpn_pool
+        if pool is None or not pool.several:
+            return None
+        owner = pool.owner(wanted) if wanted else None
+        if owner is not None:
+            return owner
+        target = pool.pick(self.ports.taken)
+        if target is None:
+            err = blocked_error("max_capacity", self.gate_state())
+            err.reason = "port_pool_exhausted"
+            err.message = f"{err.message} (every connected VPN's port range is in use)"
+            raise err
+        return target
 
     def _next_name(self) -> str:
         used = self.fleet.engine_names() | self._reserved_names | self._foreign_names
@@ -306,8 +368,17 @@ class Provisioner:
             labels["host.https_port"] = str(layout["host_https"])
         ports: dict[str, int | None] = {}
         network: str | None = s.runtime.docker_network
-        if s.vpn_enabled:
-            network = f"container:{s.vpn.gluetun_container_name}"
+        target = self._vpn_of_port.get(int(layout["host_http"] or 0))
+        if s.vpn_enabled and target is not None and self.vpn_pool is not None and self.vpn_pool.several:
+            network = f"container:{target.container}"
+            labels.update(self.vpn_pool.engine_labels(target))
+            forwarded = target.forwarded_port
+            holders = [e for e in self.fleet.engines() if e.p2p_port is not None and self.vpn_pool.member(e) is target]
+            if forwarded and not holders:
+                env["P2P_PORT"] = str(forwarded)
+                labels["aceorch.p2p_port"] = str(forwarded)
+        elif s.vpn_enabled:
+            network = f"container:{s.vpn.gluetun_container_name or (s.vpn.names or [''])[0]}"
             _, forwarded = self.vpn_gate()
             if forwarded and self.fleet.p2p_holder() is None:
                 env["P2P_PORT"] = str(forwarded)
@@ -333,7 +404,9 @@ class Provisioner:
         if req.host_port or (req.env.get("CONF") and _conf_ports(req.env["CONF"])[0]):
             raise PortInUse(f"Port conflict: {exc}")
         logger.warning("a host port is held outside aceorch (%s); trying the next free one", exc)
-        pool: Any = s.vpn_port_pool if s.vpn_enabled else s.runtime.port_range_host
+        target = self._vpn_of_port.pop(int(layout["host_http"] or 0), None)
+        pool: Any = (target.ports if target is not None else s.vpn_port_pool) if s.vpn_enabled \
+            else s.runtime.port_range_host
         try:
             new = self.ports.take(pool)
         except PortPoolExhausted:
@@ -341,6 +414,8 @@ class Provisioner:
             err.reason = "port_pool_exhausted"
             raise err from None
         layout["host_http"] = new
+        if target is not None:
+            self._vpn_of_port[new] = target
         if s.vpn_enabled or self.runtime.name == "process":
             layout["container_http"] = new
 
@@ -420,6 +495,7 @@ class Provisioner:
             finally:
                 self._slots.release()
                 self._reserved_names.discard(name)
+                self._vpn_of_port.pop(int(layout["host_http"] or 0), None)
         except BaseException as exc:
             err = self._translate(exc)
             exit_fields: dict[str, Any] = {}
@@ -428,6 +504,7 @@ class Provisioner:
                     exit_fields = await self._exit_evidence(info.id, name)
                 await self._remove_quietly(info.id)
             self.ports.release(layout.values())
+            self._vpn_of_port.pop(int(layout["host_http"] or 0), None)
             if err.code == "runtime_unavailable":
                 breaker.release_trial()  # the runtime went away: not the engine's failure, nothing to record
                 self.on_runtime_lost()

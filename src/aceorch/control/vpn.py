@@ -9,19 +9,20 @@ once a recovery has held for VPN_RECOVERY_STABILIZE_S, restarts the engines that
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import httpx
+from pydantic import SecretStr
 
-from aceorch.aiokits import create_guarded_task
 from aceorch.config import Settings
 from aceorch.errors import ContainerNotFound, RuntimeFailure
-from aceorch.models import utcnow
+from aceorch.models import Engine, utcnow
 from aceorch.runtime.base import ContainerInfo, Runtime
 
 __all__ = [
@@ -32,8 +33,10 @@ __all__ = [
     "EngineRestarter",
     "VpnSignals",
     "vpn_round",
-    "start_vpn_monitor",
+    "restart_due",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,20 @@ class VpnView:
     control_server: str | None
     last_check: datetime | None
     error: str | None
+    #: The check that decided the health (container_state, docker_health, control_server, engine, ...).
+    signal: str | None = None
+    #: Why this VPN is blocked, in words, while it is (a missing container).
+    reason: str | None = None
+    #: Engines behind this VPN, and its host port range (with several VPNs).
+    engines: int | None = None
+    port_range: str | None = None
+    #: With several VPNs: one entry each (None with one).
+    vpns: list[VpnView] | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The VPN's name: its Gluetun container's."""
+        return self.container
 
     @property
     def container_name(self) -> str | None:
@@ -104,17 +121,40 @@ class VpnView:
 class VpnMonitor:
     """Runs the VPN checks and keeps the last answer and the current outage/recovery times."""
 
-    def __init__(self, settings: Settings, *, runtime: Runtime, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        runtime: Runtime,
+        http: httpx.AsyncClient,
+        container: str | None = None,
+        api_url: str | None = None,
+        api_key: SecretStr | None = None,
+        ports: list[int] | None = None,
+    ) -> None:
         self.settings = settings
         self.runtime = runtime
         self.http = http
         self.enabled = settings.vpn_enabled
-        self.container = settings.vpn.gluetun_container_name
+        self.container: str | None = container or next(iter(settings.vpn.names), None)
         self.last = VpnCheck()
         self.last_check_at: datetime | None = None
         self._forwarded: int | None = None
         self._forwarded_at = 0.0
-        self._base_url: str | None = settings.vpn.gluetun_api_url
+        self._base_url: str | None = api_url if container else settings.vpn.gluetun_api_url
+        self._api_key = api_key if container else settings.vpn.gluetun_api_key
+        #: The host ports of this VPN's engines (its Gluetun publishes them).
+        self.ports: list[int] = ports if ports is not None else settings.vpn_port_pool
+        #: Asks one engine in this VPN's namespace whether it is connected (None: no engine to ask).
+        self.ask_engine: Callable[[], Awaitable[bool | None]] | None = None
+        #: Since when the VPN has been down without a break (None while healthy or not yet seen healthy).
+        self.unhealthy_since: float | None = None
+        #: When aceorch last restarted this Gluetun (monotonic), for the restart breaker.
+        self.restarted_at: float | None = None
+        #: A restart the breaker refused, already recorded for this outage.
+        self.restart_refused = False
+        #: Why the VPN is blocked, in words, while it is (``container missing``, ...).
+        self.reason: str | None = None
         #: When the VPN last went from healthy to down (None while up).
         self.down_since: datetime | None = None
         #: When it came back after an outage, until the engines have been restarted.
@@ -135,8 +175,8 @@ class VpnMonitor:
         self._forwarded_at = 0.0
 
     async def _resolve_base(self, info: ContainerInfo) -> str | None:
-        if self.settings.vpn.gluetun_api_url:
-            return self.settings.vpn.gluetun_api_url.rstrip("/")
+        if self._base_url:
+            return self._base_url.rstrip("/")
         name, port = self.container or "", self.settings.vpn.gluetun_api_port
         try:
             await asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM)
@@ -148,7 +188,7 @@ class VpnMonitor:
         return None
 
     def _headers(self) -> dict[str, str]:
-        key = self.settings.vpn.gluetun_api_key
+        key = self._api_key
         return {"X-API-Key": key.get_secret_value()} if key else {}
 
     async def _get(self, base: str, *paths: str) -> httpx.Response | None:
@@ -205,6 +245,7 @@ class VpnMonitor:
             info = await self.runtime.inspect(self.container or "")
         except ContainerNotFound:
             result.status, result.health, result.signal = "not_found", "unhealthy", "container_state"
+            result.error = f"Gluetun container {self.container} not found (removed?)"
         except RuntimeFailure as exc:
             result.status, result.health, result.signal, result.error = "error", "unhealthy", "runtime", str(exc)
         else:
@@ -216,6 +257,10 @@ class VpnMonitor:
                 result.control_server = control.state
                 result.public_ip = control.public_ip
                 result.health, result.signal = derive_health(info.status, info.health, control)
+                if control.state == "unreachable" and self.ask_engine is not None:
+                    answer = await self.ask_engine()
+                    if answer is not None:
+                        result.health, result.signal = ("healthy" if answer else "unhealthy"), "engine"
                 if result.health == "healthy":
                     await self._refresh_port(base)
             else:
@@ -243,24 +288,74 @@ class VpnMonitor:
             control_server=self.last.control_server,
             last_check=self.last_check_at,
             error=self.last.error or None,
+            signal=self.last.signal,
+            reason=self.reason,
+            port_range=f"{self.ports[0]}-{self.ports[-1]}" if self.ports else None,
         )
 
 
 class EngineRestarter(Protocol):
     """Restarts the engines that predate a VPN recovery."""
 
-    async def restart_engines_created_before(self, when: datetime) -> int:
-        """Restart them; how many restarted."""
+    async def restart_engines_created_before(
+        self, when: datetime, *, only: Callable[[Engine], bool] | None = None
+    ) -> int:
+        """Restart them (those ``only`` accepts); how many restarted."""
 
 
 class VpnSignals(Protocol):
     """Where the VPN loop reports state changes (the stress monitor)."""
 
-    def vpn_state(self, *, connected: bool, signal: str | None = None) -> None:
-        """One check's outcome."""
+    def vpn_state(self, *, connected: bool, signal: str | None = None, vpn: str | None = None) -> None:
+        """One check's outcome (``vpn`` names the VPN when there are several)."""
 
-    def vpn_engines_restarted(self, count: int) -> None:
+    def vpn_engines_restarted(self, count: int, vpn: str | None = None) -> None:
         """Engines restarted after a recovery."""
+
+
+def restart_due(monitor: VpnMonitor, *, now: float, timeout_s: int, window_s: int) -> str | None:
+    """Whether to force a Gluetun restart now: ``restart``, ``refused`` (the breaker holds it), or None."""
+    if timeout_s <= 0 or monitor.unhealthy_since is None or now - monitor.unhealthy_since < timeout_s:
+        return None
+    if monitor.last.status == "not_found":
+        return None  # nothing to restart: a removed container blocks its VPN until it is back
+    if monitor.restarted_at is not None and now - monitor.restarted_at < window_s:
+        return None if monitor.restart_refused else "refused"
+    return "restart"
+
+
+async def _self_heal(settings: Settings, monitor: VpnMonitor, record: Callable[..., None],
+                     on_restart: Callable[[str, bool, str], None] | None) -> None:
+    """Restart a Gluetun that stayed unhealthy past VPN_UNHEALTHY_RESTART_TIMEOUT_S, at most once per window."""
+    now = time.monotonic()
+    due = restart_due(monitor, now=now, timeout_s=settings.vpn.vpn_unhealthy_restart_timeout_s,
+                      window_s=settings.vpn.vpn_restart_window_s)
+    if due is None:
+        return
+    name = monitor.container or ""
+    if due == "refused":
+        monitor.restart_refused = True
+        why = f"unhealthy again within VPN_RESTART_WINDOW_S ({settings.vpn.vpn_restart_window_s}s) of a restart"
+        record("vpn", operation="gluetun_restart", vpn=name, success=False, restarted=False, reason=why)
+        logger.warning("Gluetun %s is unhealthy again soon after a forced restart; not restarting it again", name)
+        if on_restart is not None:
+            on_restart(name, False, why)
+        return
+    monitor.restarted_at, monitor.restart_refused = now, False
+    monitor.unhealthy_since = now
+    begin = time.perf_counter()
+    why = f"unhealthy for {settings.vpn.vpn_unhealthy_restart_timeout_s}s (VPN_UNHEALTHY_RESTART_TIMEOUT_S)"
+    try:
+        await monitor.runtime.restart(name, timeout=10)
+    except (ContainerNotFound, RuntimeFailure) as exc:
+        record("vpn", operation="gluetun_restart", vpn=name, success=False, restarted=False, reason=why,
+               error=str(exc), duration_ms=(time.perf_counter() - begin) * 1000)
+        return
+    logger.warning("Gluetun %s restarted: %s", name, why)
+    record("vpn", operation="gluetun_restart", vpn=name, success=True, restarted=True, reason=why,
+           duration_ms=(time.perf_counter() - begin) * 1000)
+    if on_restart is not None:
+        on_restart(name, True, why)
 
 
 async def vpn_round(
@@ -271,22 +366,46 @@ async def vpn_round(
     signals: VpnSignals,
     record: Callable[..., None],
     on_connected: Callable[[bool], None],
+    named: bool = False,
+    members: Callable[[Engine], bool] | None = None,
+    on_down: Callable[[VpnMonitor], None] | None = None,
+    on_restart: Callable[[str, bool, str], None] | None = None,
 ) -> None:
-    """Check the VPN once, record transitions, and restart old engines once a recovery has held long enough."""
+    """Check one VPN once, record transitions, restart a Gluetun stuck unhealthy, and restart its old engines
+    once a recovery has held long enough. ``named`` adds the VPN's name to the stress signals (several VPNs);
+    ``members`` picks its engines; ``on_down`` runs when it goes from healthy to down."""
     check, previous = await monitor.check()
+    name = monitor.container
     on_connected(monitor.connected)
-    record("vpn", operation="health_check", status=check.status, health=check.health,
+    record("vpn", operation="health_check", vpn=name, status=check.status, health=check.health,
            connected=monitor.connected, signal=check.signal, control_server=check.control_server,
            forwarded_port=monitor.forwarded_port, duration_ms=check.duration_ms, success=True)
     now = utcnow()
+    if check.status == "not_found" and monitor.reason is None:
+        monitor.reason = f"Gluetun container {name} is missing; this VPN is blocked until it is back"
+        logger.error("%s", monitor.reason)
+    elif check.status != "not_found":
+        monitor.reason = None
     if check.health != previous:
-        record("vpn", operation="transition", **{"from": previous, "to": check.health}, signal=check.signal)
+        record("vpn", operation="transition", vpn=name, **{"from": previous, "to": check.health},
+               signal=check.signal)
         if previous == "healthy":
             monitor.down_since = now
             monitor.recovered_at = None
+            if on_down is not None:
+                on_down(monitor)
         if check.health == "healthy" and monitor.down_since is not None:
             monitor.recovered_at = now
-    signals.vpn_state(connected=monitor.connected, signal=check.signal)
+    if check.health == "healthy":
+        monitor.unhealthy_since = None
+        monitor.restart_refused = False
+    elif check.health == "unhealthy" and monitor.unhealthy_since is None:
+        monitor.unhealthy_since = time.monotonic()
+    if named:
+        signals.vpn_state(connected=monitor.connected, signal=check.signal, vpn=name)
+    else:
+        signals.vpn_state(connected=monitor.connected, signal=check.signal)
+    await _self_heal(settings, monitor, record, on_restart)
     if (
         monitor.recovered_at is not None
         and monitor.connected
@@ -297,26 +416,11 @@ async def vpn_round(
         monitor.down_since = None
         restarted = 0
         if settings.vpn.vpn_restart_engines_on_reconnect:
-            restarted = await fleet.restart_engines_created_before(recovered_at)
-        signals.vpn_engines_restarted(restarted)
-
-
-def start_vpn_monitor(
-    *,
-    settings: Settings,
-    monitor: VpnMonitor,
-    fleet: EngineRestarter,
-    signals: VpnSignals,
-    record: Callable[..., None],
-    on_connected: Callable[[bool], None],
-    stop: asyncio.Event,
-    on_error: Callable[[BaseException], None] | None = None,
-) -> asyncio.Task[None]:
-    """The ``vpn monitor`` task: :func:`vpn_round` every GLUETUN_HEALTH_CHECK_INTERVAL_S until ``stop`` is set."""
-
-    async def once() -> None:
-        await vpn_round(settings=settings, monitor=monitor, fleet=fleet, signals=signals, record=record,
-                        on_connected=on_connected)
-
-    return create_guarded_task("vpn monitor", once, stop=stop,
-                               interval=lambda: float(settings.vpn.gluetun_health_check_interval_s), on_error=on_error)
+            if members is None:
+                restarted = await fleet.restart_engines_created_before(recovered_at)
+            else:
+                restarted = await fleet.restart_engines_created_before(recovered_at, only=members)
+        if named:
+            signals.vpn_engines_restarted(restarted, vpn=name)
+        else:
+            signals.vpn_engines_restarted(restarted)

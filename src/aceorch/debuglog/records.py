@@ -125,6 +125,8 @@ STRESS_EVENT_TYPES: Final[dict[str, Severity]] = {
     "vpn_disconnection": "critical",
     "vpn_recovered": "info",
     "vpn_engines_restarted": "info",
+    "vpn_failover": "warning",
+    "vpn_gluetun_restart": "warning",
     "circuit_breaker_opened": "critical",
     "circuit_breaker_reopened": "critical",
     "high_unhealthy_engines": "warning",

@@ -79,7 +79,7 @@ class StressMonitor:
         self._episodes: dict[str, _Episode] = {}
         self._provisions: deque[tuple[float, bool]] = deque()
         self._replacements: deque[float] = deque()
-        self._vpn_connected: bool | None = None
+        self._vpn_connected: dict[str, bool] = {}
         self._last_recovered: dict[str, Any] | None = None
         debuglog.set_drop_callback(self.backpressure)
 
@@ -228,38 +228,38 @@ class StressMonitor:
             self._resolve("capacity_exhausted")
 
     # VPN ----------------------------------------------------------------------------------------------------
-    def vpn_state(self, *, connected: bool, signal: str | None = None) -> None:
-        """The outcome of one VPN check. healthy→down fires vpn_disconnection; down→up vpn_recovered."""
+    def vpn_state(self, *, connected: bool, signal: str | None = None, vpn: str | None = None) -> None:
+        """The outcome of one VPN check (``vpn`` names it). healthy→down fires vpn_disconnection; down→up
+        vpn_recovered. Each VPN has an episode of its own."""
+        key = "vpn" if vpn is None else f"vpn:{vpn}"
+        named = {} if vpn is None else {"vpn": vpn}
+        label = "Gluetun VPN" if vpn is None else f"Gluetun VPN {vpn}"
         with self._lock:
-            previous = self._vpn_connected
-            self._vpn_connected = connected
+            previous = self._vpn_connected.get(key)
+            self._vpn_connected[key] = connected
             if not connected:
                 if previous is True:
-                    self._fire(
-                        "vpn",
-                        "vpn_disconnection",
-                        "Gluetun VPN became unhealthy",
-                        signal=signal,
-                    )
-                    self._episodes["vpn"].extra["signal"] = signal
+                    self._fire(key, "vpn_disconnection", f"{label} became unhealthy", signal=signal, **named)
+                    self._episodes[key].extra["signal"] = signal
                 else:
                     # Already down (or never seen up since start: a VPN still connecting is not an outage).
-                    self._fold("vpn")
+                    self._fold(key)
                 return
-            ep = self._episodes.get("vpn")
+            ep = self._episodes.get(key)
             if ep is None:
                 return
             outage_ms = round(max(0.0, self._mono() - ep.started_mono) * 1000.0, 2)
-            self._resolve("vpn")
+            self._resolve(key)
             self._last_recovered = self._emit(
                 "vpn_recovered",
                 records.STRESS_EVENT_TYPES["vpn_recovered"],
-                f"Gluetun VPN recovered after {outage_ms / 1000:.1f}s",
+                f"{label} recovered after {outage_ms / 1000:.1f}s",
                 outage_ms=outage_ms,
                 engines_restarted=None,
+                **named,
             )
 
-    def vpn_engines_restarted(self, count: int) -> None:
+    def vpn_engines_restarted(self, count: int, vpn: str | None = None) -> None:
         """Engines restarted after the last recovery: fills in ``engines_restarted``.
 
         The in-memory ``vpn_recovered`` record is updated; since files are append-only, a
@@ -275,6 +275,27 @@ class StressMonitor:
                 f"{count} engine{'s' if count != 1 else ''} restarted after VPN recovery",
                 engines_restarted=count,
                 recovered_seq=recovered.get("seq") if recovered is not None else None,
+                **({} if vpn is None else {"vpn": vpn}),
+            )
+
+    def vpn_failover(self, *, vpn: str, engines: list[str], streams: list[str], to: list[str]) -> None:
+        """One VPN went down while others are up: its engines (and their streams) move to ``to``."""
+        with self._lock:
+            self._emit(
+                "vpn_failover",
+                records.STRESS_EVENT_TYPES["vpn_failover"],
+                f"VPN {vpn} down: {len(engines)} engine(s) and {len(streams)} stream(s) move to {', '.join(to)}",
+                vpn=vpn, engines=engines, streams=streams, to=to,
+            )
+
+    def vpn_restart(self, *, vpn: str, restarted: bool, reason: str) -> None:
+        """A forced Gluetun restart (``restarted``) or one the restart breaker refused."""
+        with self._lock:
+            self._emit(
+                "vpn_gluetun_restart",
+                records.STRESS_EVENT_TYPES["vpn_gluetun_restart"],
+                f"Gluetun {vpn} {'restarted' if restarted else 'not restarted'}: {reason}",
+                vpn=vpn, restarted=restarted, reason=reason,
             )
 
     # Circuit breakers ---------------------------------------------------------------------------------------

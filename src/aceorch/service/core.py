@@ -19,10 +19,11 @@ import httpx
 
 from aceorch.aiokits import create_guarded_task, poll_until, spawn, stop_tasks
 from aceorch.config import Settings
-from aceorch.control import autoscaler, health, vpn
+from aceorch.control import autoscaler, health, vpn_pool
 from aceorch.control.breaker import Breakers, BreakerState, CircuitBreaker
 from aceorch.control.engine_api import running_in_container
 from aceorch.control.ports import PortAllocator
+from aceorch.control.vpn_pool import VpnPool
 from aceorch.debuglog.stress import StressMonitor
 from aceorch.debuglog.writer import DebugLog
 from aceorch.errors import ContainerNotFound
@@ -70,6 +71,7 @@ class Service:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._max_lag_s = 0.0
         self._health_state = health.ProberState()
+        self._failovers_seen: dict[str, int] = {}
         in_container = running_in_container()
         ports = PortAllocator()
         self.breakers = Breakers(
@@ -91,7 +93,7 @@ class Service:
             ],
             record=self.record,
         )
-        self.vpn = vpn.VpnMonitor(settings, runtime=self.runtime, http=self._http)
+        self.vpn = VpnPool.build(settings, runtime=self.runtime, http=self._http)
         self.liveness = Liveness(runtime=self.runtime, store=store, record=self.record,
                                  monitor_interval_s=settings.pool.monitor_interval_s)
         self.fleet = Fleet(settings, runtime=self.runtime, store=store, http=self._http, ports=ports,
@@ -104,6 +106,8 @@ class Service:
             stress=self._stress, record=self.record, in_container=in_container,
         )
         self.fleet.bind(streams=self.streams, starts=self.provisioning.provisioner)
+        self.fleet.held = self.vpn.held
+        self.vpn.bind(self.fleet.engines)
         self.collector = Collector(fleet=self.fleet, streams=self.streams, http=self._http, metrics=self.metrics,
                                    record=self.record, runtime=self.runtime,
                                    cache_dir=settings.runtime.engine_cache_dir,
@@ -143,7 +147,20 @@ class Service:
         )
 
     def _on_vpn_connected(self, connected: bool) -> None:
-        self.metrics.vpn_connected.set(1 if connected else 0)
+        """Every VPN's gauges after a round (connected, engines behind it, failovers)."""
+        counts = self.vpn.counts(self.fleet.engines())
+        for m in self.vpn.monitors:
+            name = m.container or ""
+            self.metrics.vpn_connected.labels(vpn=name).set(1 if m.connected else 0)
+            self.metrics.vpn_engines.labels(vpn=name).set(counts.get(name, 0))
+            seen = self._failovers_seen.get(name, 0)
+            if self.vpn.failovers.get(name, 0) > seen:
+                self.metrics.vpn_failovers.labels(vpn=name).inc(self.vpn.failovers[name] - seen)
+                self._failovers_seen[name] = self.vpn.failovers[name]
+
+    def _on_gluetun_restart(self, name: str, restarted: bool, reason: str) -> None:
+        self.metrics.vpn_gluetun_restarts.labels(vpn=name, outcome="restarted" if restarted else "refused").inc()
+        self._stress.vpn_restart(vpn=name, restarted=restarted, reason=reason)
 
     def _loop_error(self, name: str) -> Callable[[BaseException], None]:
         def report(exc: BaseException) -> None:
@@ -191,9 +208,10 @@ class Service:
             await self.fleet.reconcile(initial=True)
             await self.provisioning.check_image()
         if s.vpn_enabled:
-            self._loops.append(vpn.start_vpn_monitor(
-                settings=s, monitor=self.vpn, fleet=self.fleet, signals=self._stress, record=self.record,
-                on_connected=self._on_vpn_connected, stop=self._stop, on_error=self._loop_error("vpn monitor"),
+            self._loops.append(vpn_pool.start_vpn_monitor(
+                settings=s, pool=self.vpn, fleet=self.fleet, signals=self._stress, record=self.record,
+                on_connected=self._on_vpn_connected, on_restart=self._on_gluetun_restart, stop=self._stop,
+                on_error=self._loop_error("vpn monitor"),
             ))
         self._loops.append(self._guarded("runtime monitor", self._monitor_once, lambda: 0.0))
         self._loops.append(self._guarded("runtime events", self.fleet.follow_events, lambda: 1.0))

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -100,6 +101,8 @@ class Fleet:
         self._starts: Starts | None = None
         #: The runtime's nodes as last listed (multi-node runtimes only).
         self.nodes: list[RuntimeNode] = []
+        #: Engines whose VPN is down while others are up: unhealthy, not probed, until it is back (VpnPool.held).
+        self.held: Callable[[Engine], bool] = lambda engine: False
 
     def bind(self, *, streams: StreamLedger, starts: Starts) -> None:
         """Connect the streams and the provisioner, which are built after the fleet."""
@@ -147,8 +150,8 @@ class Fleet:
         return None
 
     def probe_targets(self) -> list[Engine]:
-        """Engines to health-probe: every engine not being stopped or restarted."""
-        return [e for e in self._engines.values() if e.container_id not in self._stopping]
+        """Engines to health-probe: every engine not being stopped or restarted, nor held by its VPN's outage."""
+        return [e for e in self._engines.values() if e.container_id not in self._stopping and not self.held(e)]
 
     def is_stopping(self, container_id: str) -> bool:
         """The engine is being stopped or restarted by aceorch."""
@@ -447,11 +450,14 @@ class Fleet:
         mkey, mvalue = self.settings.label_pair
         return [c for c in await self._runtime.list({mkey: mvalue}) if c.labels.get(key) == value]
 
-    async def restart_engines_created_before(self, when: datetime) -> int:
-        """Restart every engine created before ``when`` (its streams end as ``vpn_recovery``); how many restarted."""
+    async def restart_engines_created_before(
+        self, when: datetime, *, only: Callable[[Engine], bool] | None = None
+    ) -> int:
+        """Restart every engine created before ``when`` (of those ``only`` accepts; its streams end as
+        ``vpn_recovery``); how many restarted."""
         count = 0
         for engine in list(self._engines.values()):
-            if engine.created_at >= when:
+            if engine.created_at >= when or (only is not None and not only(engine)):
                 continue
             begin = time.perf_counter()
             await self._ledger.end_streams_of(engine.container_id, "vpn_recovery")

@@ -34,6 +34,7 @@ class Metrics:
         slow_threshold_s: float = DEFAULT_SLOW_THRESHOLD_S,
         max_replicas: int = 20,
         vpn_enabled: bool = False,
+        vpn_names: tuple[str, ...] = (),
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -68,7 +69,19 @@ class Metrics:
         self.vpn_enabled = Gauge(
             "orch_vpn_enabled", "1 when engines run behind a Gluetun VPN (GLUETUN_CONTAINER_NAME set)", registry=r
         )
-        self.vpn_connected = Gauge("orch_vpn_connected", "1 when the VPN is connected", registry=r)
+        self.vpn_connected = Gauge(
+            "orch_vpn_connected", "1 when that VPN (vpn: its Gluetun container) is connected", ["vpn"], registry=r
+        )
+        self.vpn_engines = Gauge("orch_vpn_engines", "engines behind each VPN", ["vpn"], registry=r)
+        self.vpn_failovers = Counter(
+            "orch_vpn_failovers", "times a VPN dropped while another was up and its engines failed over", ["vpn"],
+            registry=r,
+        )
+        self.vpn_gluetun_restarts = Counter(
+            "orch_vpn_gluetun_restarts",
+            "forced Gluetun restarts (outcome restarted) and restarts the restart breaker refused (refused)",
+            ["vpn", "outcome"], registry=r,
+        )
         self.stress_events = Counter(
             "orch_stress_events", "stress events detected", ["event_type", "severity"], registry=r
         )
@@ -81,6 +94,10 @@ class Metrics:
         self.provision_slow_threshold.set(slow_threshold_s)
         self.engines_max.set(max_replicas)
         self.vpn_enabled.set(1 if vpn_enabled else 0)
+        for vpn in vpn_names:
+            self.vpn_connected.labels(vpn=vpn).set(0)
+            self.vpn_engines.labels(vpn=vpn).set(0)
+            self.vpn_failovers.labels(vpn=vpn)
         for health in ("healthy", "unhealthy", "unknown", "unreachable"):
             self.engines.labels(health=health).set(0)
         for name in ("general", "replacement"):
@@ -95,6 +112,7 @@ class Metrics:
             slow_threshold_s=settings.debug.debug_slow_provisioning_ratio * settings.runtime.startup_timeout_s,
             max_replicas=settings.pool.max_replicas,
             vpn_enabled=settings.vpn_enabled,
+            vpn_names=tuple(settings.vpn.names),
         )
 
     def debug_counts(self, written: int, dropped: int) -> None:

@@ -22,6 +22,7 @@ from aceorch.control.breaker import CircuitBreaker
 from aceorch.control.ports import PortAllocator
 from aceorch.control.provisioner import Provisioner
 from aceorch.control.vpn import VpnMonitor
+from aceorch.control.vpn_pool import VpnPool
 from aceorch.debuglog.stress import StressMonitor
 from aceorch.errors import (
     ImageMissing,
@@ -69,7 +70,7 @@ class Provisioning:
         liveness: Liveness,
         breakers: Mapping[str, CircuitBreaker],
         ports: PortAllocator,
-        vpn: VpnMonitor,
+        vpn: VpnMonitor | VpnPool,
         http: httpx.AsyncClient,
         metrics: Metrics,
         stress: StressMonitor,
@@ -86,6 +87,7 @@ class Provisioning:
         self._stress = stress
         self._record = record
         self._tasks: set[asyncio.Task[Any]] = set()
+        pool = VpnPool.of(vpn)
         self.provisioner = Provisioner(
             settings,
             runtime=runtime,
@@ -95,7 +97,8 @@ class Provisioning:
             http=http,
             record=record,
             on_finished=self._finished,
-            vpn_gate=lambda: (vpn.connected, vpn.forwarded_port),
+            vpn_gate=lambda: (pool.connected, pool.forwarded_port),
+            vpn_pool=pool,
             runtime_ok=liveness.runtime_answers,
             in_container=in_container,
             on_runtime_lost=liveness.runtime_lost,

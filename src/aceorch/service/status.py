@@ -12,6 +12,7 @@ from aceorch.config import Settings
 from aceorch.control.admission import blocked_error, decide_admission
 from aceorch.control.breaker import Breakers, BreakerState, CircuitBreaker
 from aceorch.control.vpn import VpnMonitor, VpnView
+from aceorch.control.vpn_pool import VpnPool
 from aceorch.errors import ProvisioningBlocked
 from aceorch.models import HealthStatus, format_time, utcnow
 from aceorch.service.fleet import Fleet
@@ -50,7 +51,7 @@ class Status:
         provisioning: Provisioning,
         liveness: Liveness,
         breakers: Breakers,
-        vpn: VpnMonitor,
+        vpn: VpnMonitor | VpnPool,
     ) -> None:
         self.settings = settings
         self._runtime_name = runtime_name
@@ -59,7 +60,7 @@ class Status:
         self._provisioning = provisioning
         self._liveness = liveness
         self._breakers = breakers
-        self._vpn = vpn
+        self._vpn = VpnPool.of(vpn)
         #: Startup (adoption, VPN wait) is done and the autoscaler runs.
         self.started = False
 
@@ -102,7 +103,7 @@ class Status:
             status = "degraded"
         else:
             status = "healthy"
-        vpn = self._vpn.view()
+        vpn = self._vpn.view(engines)
         return {
             "status": status,
             "engines": {"total": total, "running": running, "healthy": counts["healthy"],
@@ -111,7 +112,7 @@ class Status:
             "capacity": {"total": total, "used": used, "available": available, "max_replicas": s.pool.max_replicas,
                          "min_replicas": s.pool.min_replicas},
             "vpn": {"enabled": vpn.enabled, "connected": vpn.connected, "health": vpn.health,
-                    "container": vpn.container, "forwarded_port": vpn.forwarded_port},
+                    "container": vpn.container, "forwarded_port": vpn.forwarded_port, "vpns": vpn.vpns},
             "provisioning": {"can_provision": can, "circuit_breaker_state": state.value,
                              "last_failure": format_time(general.last_failure_time), "blocked_reason": reason,
                              "blocked_reason_details": details},
@@ -129,8 +130,8 @@ class Status:
                 for n in self._fleet.nodes]
 
     def vpn_status(self) -> VpnView:
-        """The VPN monitor's last check."""
-        return self._vpn.view()
+        """The VPN monitor's last check (with several VPNs, the summary and each one)."""
+        return self._vpn.view(self._fleet.engines())
 
     def breakers(self) -> dict[str, CircuitBreaker]:
         """Both circuit breakers, by name."""
