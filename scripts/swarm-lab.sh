@@ -66,18 +66,31 @@ start_daemon() {
     done
 }
 
-# SIGTERM by pid, then wait (SIGKILL after 30 s); the pid file is the daemon's own.
+# The pids of node I's dockerd processes: the one in its pid file, and any other started on its data-root (a
+# daemon left by an interrupted start), found by its own command line.
+node_pids() {
+    local i=$1 dir f pid
+    dir=$(node_dir "$i")
+    { node_pid "$i"
+      for f in /proc/[0-9]*/cmdline; do
+          if [[ $(tr '\0' ' ' 2>/dev/null <"$f") == "dockerd "*"--data-root $dir/data "* ]]; then
+              pid=${f#/proc/}; echo "${pid%/cmdline}"
+          fi
+      done; } | sort -u
+}
+
+# SIGTERM by pid, then wait (SIGKILL after 30 s).
 stop_daemon() {
-    local i=$1 pid waited=0
-    pid=$(node_pid "$i")
-    [[ -n $pid ]] || return 0
-    if kill -0 "$pid" 2>/dev/null; then
+    local i=$1 pid waited
+    for pid in $(node_pids "$i"); do
+        kill -0 "$pid" 2>/dev/null || continue
         kill -TERM "$pid" 2>/dev/null || true
+        waited=0
         while kill -0 "$pid" 2>/dev/null; do
             sleep 0.2; waited=$((waited + 1))
             if [[ $waited -eq 150 ]]; then say "node $i's daemon ignores SIGTERM; killing it"; kill -KILL "$pid" || true; fi
         done
-    fi
+    done
     rm -f "$(node_dir "$i")/docker.pid"
 }
 
@@ -151,8 +164,9 @@ cmd_up() {
         say "the $n-node lab is already up"
         print_env; return 0
     fi
-    [[ $(node_count) -eq 0 ]] || cmd_down
+    [[ $(node_count) -eq 0 && ! -d $LAB ]] || cmd_down
     local begin=$SECONDS
+    trap 'say "up failed; removing the partial lab"; cmd_down' EXIT
     mkdir -p "$LAB"
     echo "$n" >"$LAB/nodes"
     make_network "$n"
@@ -161,6 +175,7 @@ cmd_up() {
     for ((i = 1; i <= n; i++)); do node_alive "$i" || die "node $i's daemon did not start"; done
     load_images "$n"
     form_swarm "$n"
+    trap - EXIT
     say "$n nodes up in $((SECONDS - begin)) s; manager $(node_addr 1), workers $(for ((i = 2; i <= n; i++)); do printf '%s ' "$(node_addr "$i")"; done)"
     print_env
 }

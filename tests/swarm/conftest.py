@@ -6,6 +6,7 @@ save``), so these tests do not take the Docker test lock. They need root, and ar
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+LAB_LOCK = "/tmp/aceorch-swarm-lab.lock"
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 sys.path.insert(0, str(ROOT / "tests" / "seed"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,7 +30,13 @@ def swarm_lab() -> Iterator[Lab]:
     """A 3-node lab swarm for the session."""
     if os.geteuid() != 0 or shutil.which("dockerd") is None or shutil.which("nsenter") is None:
         pytest.skip("the swarm lab needs root, dockerd and nsenter")
+    # One lab per machine: its folder, bridge and namespaces have fixed names, so swarm suites of several
+    # checkouts take turns for their whole session.
+    lock = open(LAB_LOCK, "w")  # noqa: SIM115 - held until the session ends
+    fcntl.flock(lock, fcntl.LOCK_EX)
     out = subprocess.run([str(LAB), "up", "3"], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        lock.close()
     assert out.returncode == 0, out.stderr
     line = next(x for x in out.stdout.splitlines() if x.startswith("export DOCKER_HOST="))
     host = line.split("=", 1)[1]
@@ -42,3 +50,4 @@ def swarm_lab() -> Iterator[Lab]:
         yield lab
     finally:
         subprocess.run([str(LAB), "down"], capture_output=True, text=True, timeout=300, check=False)
+        lock.close()
