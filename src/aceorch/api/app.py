@@ -13,7 +13,7 @@ from aceorch import __version__
 from aceorch.api.errors import register_exception_handlers
 from aceorch.api.middleware import RequestContextMiddleware
 from aceorch.api.policy import cors_origins
-from aceorch.api.routes import containers, debug, engines, provision, service, status, streams
+from aceorch.api.routes import containers, debug, engines, events, provision, service, status, streams
 from aceorch.config import Settings
 from aceorch.debuglog.writer import DebugLog
 from aceorch.proxy import routes as proxy_routes
@@ -48,6 +48,7 @@ def create_app(
         app.state.service = svc
         await svc.start()
         app.state.proxy = Hub(settings.proxy, client=ProxyLink(svc), record=embedded_record(svc.record))
+        svc.viewers = lambda: int(app.state.proxy.status()["viewers"])
         try:
             yield
         finally:
@@ -65,7 +66,7 @@ def create_app(
 
     register_exception_handlers(app)
 
-    for module in (provision, containers, engines, streams, status, debug, service):
+    for module in (provision, containers, engines, streams, events, status, debug, service):
         app.include_router(module.router)
     app.include_router(proxy_routes.router)
 

@@ -35,7 +35,10 @@ class _ContextFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats log records as one JSON object a line (``LOG_FORMAT=json``), with the request's ids."""
+    """Formats log records as one JSON object a line (``LOG_FORMAT=json``), with the request's ids in every line.
+
+    ``deploy/promtail/config.yml`` is an example scrape config that reads these lines into Loki.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as a JSON line: time, level, logger, message, request and trace ids, traceback."""
@@ -47,10 +50,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        rid = getattr(record, "request_id", None)
-        if rid:
-            body["request_id"] = rid
-            body["trace_id"] = getattr(record, "trace_id", None)
+        # Every line has both ids (null outside a request), so that a log tool can always group by them.
+        body["request_id"] = getattr(record, "request_id", None) or request_id_var.get()
+        body["trace_id"] = getattr(record, "trace_id", None) or trace_id_var.get()
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRS and key not in body:
                 body[key] = value  # the fields given as ``extra=`` (the debug record's fields)

@@ -16,6 +16,11 @@ __all__ = ["mount_dashboard"]
 def mount_dashboard(app: FastAPI) -> None:
     """Serve the dashboard's static pages at ``/panel/`` on ``app``."""
 
+    @app.get("/", include_in_schema=False)
+    async def root_redirect() -> RedirectResponse:
+        # The root is the panel's address for a person at a browser.
+        return RedirectResponse("/panel/", status_code=307)
+
     @app.get("/panel", include_in_schema=False)
     async def panel_redirect(request: Request) -> RedirectResponse:
         # Keep the query: ``/panel?key=…`` must reach the page, which moves the key to localStorage.

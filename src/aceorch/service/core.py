@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from aceorch.aiokits import create_guarded_task, poll_until, spawn, stop_tasks
+from aceorch.aiokits import create_guarded_task, poll_until, sleep_or_stop, spawn, stop_tasks
 from aceorch.config import Settings
 from aceorch.control import autoscaler, health, vpn_pool
 from aceorch.control.breaker import Breakers, BreakerState, CircuitBreaker
@@ -31,6 +31,7 @@ from aceorch.runtime.base import Runtime
 from aceorch.service.collector import HYGIENE_INTERVAL_S, Collector
 from aceorch.service.debug import DebugControl
 from aceorch.service.fleet import Fleet
+from aceorch.service.history import History
 from aceorch.service.liveness import Liveness
 from aceorch.service.metrics import Metrics
 from aceorch.service.provisioning import Provisioning
@@ -62,6 +63,10 @@ class Service:
         self._story = Story(live_streams=lambda: self.streams.count_started(), secrets=tuple(
             k for k in (settings.api_key_value(), gluetun_key.get_secret_value() if gluetun_key else None) if k))
         self.metrics = Metrics.from_settings(settings)
+        self.history = History(slow_threshold_ms=settings.debug.debug_slow_provisioning_ratio
+                               * settings.runtime.startup_timeout_s * 1000.0)
+        #: The proxy's viewer count, for the history (the app sets it once the proxy exists).
+        self.viewers: Callable[[], int | None] = lambda: None
         self._stress = StressMonitor(debuglog, settings, on_event=self._on_stress)
         self.runtime: Runtime = TimedRuntime(runtime, self.record)
         self.store = store
@@ -122,11 +127,13 @@ class Service:
         """Write one debug record (a no-op while debug mode is off); the story's events also get a log line."""
         self._debuglog.log(category, **fields)
         self._story.tell(category, fields)
+        self.history.observe(category, fields)
 
     def _on_stress(self, event: dict[str, Any]) -> None:
         self.metrics.stress_events.labels(
             event_type=str(event.get("event_type")), severity=str(event.get("severity"))
         ).inc()
+        self.history.stress(event)
 
     def _on_breaker(self, name: str, old: BreakerState, new: BreakerState, breaker: CircuitBreaker) -> None:
         self.metrics.breaker_state.labels(name=name).set(BREAKER_GAUGE[new])
@@ -225,6 +232,8 @@ class Service:
         self._loops.append(self._guarded("engine hygiene", self.collector.hygiene_once, lambda: HYGIENE_INTERVAL_S))
         self._loops.append(self._guarded("loop lag", self._lag_once, lambda: 0.0))
         spawn(self._startup_pool(), name="startup pool", tasks=self._tasks)
+        self.history.bind_loop(asyncio.get_running_loop())
+        spawn(self._history_loop(), name="history", tasks=self._tasks)
 
     def _guarded(self, name: str, body: Callable[[], Any], interval: Callable[[], float]) -> asyncio.Task[None]:
         return create_guarded_task(name, body, stop=self._stop, interval=interval, on_error=self._loop_error(name))
@@ -256,6 +265,7 @@ class Service:
         """Stop every task (loops first, within 1.5 s, then the rest), settle the engines (ENGINES_ON_EXIT), then
         close the clients and the store."""
         self._stop.set()
+        self.history.close()
         self.streams.cancel_timers()
         await stop_tasks(self._loops, timeout=1.5)
         await stop_tasks(
@@ -342,6 +352,15 @@ class Service:
             await self.fleet.reconcile()
         self._refresh_debug_gauges()
         await self.fleet.wait_for_change(self.settings.pool.monitor_interval_s)
+
+    async def _history_loop(self) -> None:
+        """One history sample now and every SAMPLE_INTERVAL_S until the stop."""
+        while True:
+            self.history.sample(engines=self.fleet.health_counts(),
+                                vpn=self.vpn.connected if self.settings.vpn_enabled else None,
+                                streams=self.streams.count_started(), viewers=self.viewers())
+            if await sleep_or_stop(self._stop, self.history.sample_interval_s):
+                return
 
     async def _lag_once(self) -> None:
         begin = time.perf_counter()
