@@ -71,7 +71,7 @@ start_daemon() {
 node_pids() {
     local i=$1 dir f pid
     dir=$(node_dir "$i")
-    { node_pid "$i"
+    { node_pid "$i"; echo  # the pid file has no newline of its own
       for f in /proc/[0-9]*/cmdline; do
           if [[ $(tr '\0' ' ' 2>/dev/null <"$f") == "dockerd "*"--data-root $dir/data "* ]]; then
               pid=${f#/proc/}; echo "${pid%/cmdline}"
