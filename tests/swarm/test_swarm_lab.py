@@ -55,8 +55,8 @@ def orch(swarm_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[O
         "RUNTIME": "swarm", "DOCKER_HOST": swarm_lab.docker_host, "MONITOR_INTERVAL_S": "2",
         "STARTUP_TIMEOUT_S": "30", "MAX_REPLICAS": "20", "MAX_ACTIVE_REPLICAS": "20",
     })
-    o.start()
     try:
+        o.start()
         yield o
     finally:
         o.stop()
@@ -164,8 +164,8 @@ def test_the_seed_step_3_loop_works_unchanged(swarm_lab: Lab, tmp_path: Path) ->
     seed_orch = Orchestrator(tmp_path, {"RUNTIME": "swarm", "DOCKER_HOST": swarm_lab.docker_host,
                                         "MAX_REPLICAS": "20", "MAX_ACTIVE_REPLICAS": "20"},
                              port=8000, api_key="your-api-key")
-    seed_orch.start()
     try:
+        seed_orch.start()
         loop = subprocess.run(["bash", "-c", find("bash", "for i in {1..5}").code], capture_output=True, text=True,
                               timeout=120, cwd=tmp_path)
         assert loop.returncode == 0, loop.stderr
@@ -187,8 +187,8 @@ def test_the_proxy_streams_through_an_engine_on_a_worker_node(swarm_lab: Lab, tm
     workers = {name: addr for name, addr in swarm_lab.addresses.items() if name != "swarm-node1"}
     o = Orchestrator(tmp_path, {"RUNTIME": "swarm", "DOCKER_HOST": swarm_lab.docker_host,
                                 "SWARM_CONSTRAINTS": "node.role!=manager", "AUTO_DELETE": "false"})
-    o.start()
     try:
+        o.start()
         content = "c0ffee00" * 5
         with httpx.stream("GET", f"http://127.0.0.1:{o.port}/ace/getstream", params={"id": content},
                           timeout=60) as resp:
