@@ -147,21 +147,24 @@ def test_api_errors_are_shown_in_the_banner(live: Callable[..., LiveServer], pag
     expect(page.get_by_test_id("engine-row")).to_have_count(0)
     page.on("dialog", lambda d: d.accept())
 
+    # Save checks the key against the API first: a wrong key is refused, not stored
     page.get_by_test_id("api-key").fill("wrong-key")
     page.get_by_test_id("save-key").click()
-    expect(page.get_by_test_id("key-state")).to_have_text("stored")
-    expect(banner).to_contain_text("GET /engines: 403 invalid token")
+    expect(page.get_by_test_id("key-state")).to_have_text("rejected: 403 invalid token; not stored")
+    assert page.evaluate("localStorage.getItem('aceorch.apiKey')") is None
+    expect(banner).to_contain_text("GET /engines: 401 missing bearer token")
     expect(page.get_by_test_id("engine-row")).to_have_count(0)
 
     # the right key: the reads succeed, their errors clear themselves, the engine shows
     page.get_by_test_id("api-key").fill(API_KEY)
     page.get_by_test_id("save-key").click()
+    expect(page.get_by_test_id("key-state")).to_have_text("stored")
     expect(page.get_by_test_id("engine-row")).to_have_count(1)
     expect(banner).to_be_hidden()
 
-    # an action refused by the API is reported: a wrong key on the breaker reset and the delete
-    page.get_by_test_id("api-key").fill("wrong-key")
-    page.get_by_test_id("save-key").click()
+    # an action refused by the API is reported: a stored key that went wrong (rotated on the server), on the
+    # breaker reset and the delete
+    page.evaluate("localStorage.setItem('aceorch.apiKey', 'wrong-key')")
     page.get_by_test_id("reset-all-breakers").click()
     expect(banner).to_contain_text("POST /health/circuit-breaker/reset: 403 invalid token")
     page.get_by_test_id("delete-engine").click()

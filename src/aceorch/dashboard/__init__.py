@@ -17,9 +17,10 @@ def mount_dashboard(app: FastAPI) -> None:
     """Serve the dashboard's static pages at ``/panel/`` on ``app``."""
 
     @app.get("/", include_in_schema=False)
-    async def root_redirect() -> RedirectResponse:
-        # The root is the panel's address for a person at a browser.
-        return RedirectResponse("/panel/", status_code=307)
+    async def root_redirect(request: Request) -> RedirectResponse:
+        # The root is the panel's address for a person at a browser; the query (``?key=``) goes along.
+        query = request.url.query
+        return RedirectResponse("/panel/" + (f"?{query}" if query else ""), status_code=307)
 
     @app.get("/panel", include_in_schema=False)
     async def panel_redirect(request: Request) -> RedirectResponse:

@@ -1,4 +1,6 @@
-/* aceorch panel: polls the HTTP API of this process every 2 s and renders it. Plain JS, no build, no CDN.
+/* aceorch panel: polls the HTTP API of this process every 2 s and renders it, and follows /events/stream (SSE,
+   read with fetch() so that the key goes in the Authorization header) to show stress events, engine and stream
+   changes at once; when the stream is down it reconnects, and the poll goes on. Plain JS, no build, no CDN.
    Data goes into the page through textContent only. Every API error is shown in the banner. */
 "use strict";
 
@@ -15,7 +17,14 @@
     errors: new Map(), // source -> message; refresh sources clear themselves on success
     debugEnabled: null,
     serverNow: null,
+    history: null,
+    stress: [], // the stress feed: the last poll's events, plus those the live stream delivered since
+    live: false,
+    liveTimer: null,
+    historyTimer: null,
+    engines: null,
   };
+  const RANGE_S = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400 };
 
   const $ = (id) => document.getElementById(id);
 
@@ -33,6 +42,44 @@
     if (key) localStorage.setItem(KEY_STORAGE, key);
     else localStorage.removeItem(KEY_STORAGE);
     showKeyState();
+  }
+
+  /** Save checks the key against the API first: it is stored only when the API takes it. */
+  async function saveKey(value) {
+    const key = (value || "").trim();
+    if (!key) {
+      setKey(""); // forgetting the key needs no check
+      restartLive();
+      refresh();
+      return;
+    }
+    const state_ = $("key-state");
+    state_.textContent = "checking…";
+    state_.dataset.state = "checking";
+    const headers = { Accept: "application/json" };
+    if (key) headers.Authorization = `Bearer ${key}`;
+    let resp;
+    try {
+      resp = await fetch("/engines", { headers, cache: "no-store" });
+    } catch (e) {
+      state_.textContent = `not checked: aceorch is not reachable (${e.message})`;
+      state_.dataset.state = "error";
+      return;
+    }
+    if (resp.status === 401 || resp.status === 403) {
+      let body = null;
+      try {
+        body = await resp.json();
+      } catch (e) {
+        body = null;
+      }
+      state_.textContent = `rejected: ${resp.status} ${describeDetail(body, resp.status, resp.statusText)}; not stored`;
+      state_.dataset.state = "rejected";
+      return;
+    }
+    setKey(key);
+    restartLive();
+    refresh();
   }
 
   function showKeyState() {
@@ -238,7 +285,10 @@
     if (!engines) return;
     const body = $("engines-body");
     body.replaceChildren();
+    const starts = new Map(((state.history && state.history.engines) || []).map((x) => [x.container_id, x]));
+    const slowMs = state.history ? state.history.slow_threshold_ms : Infinity;
     for (const e of engines) {
+      const start = starts.get(e.container_id);
       const idle = e.streams.length > 0 ? "busy" : duration(now() - Date.parse(e.last_stream_usage || e.first_seen));
       const del = el("button", { class: "danger", type: "button", "data-testid": "delete-engine",
                                  title: `DELETE /containers/${e.container_id}` }, "Delete");
@@ -250,6 +300,12 @@
         el("td", { "data-testid": "engine-health" }, pill(e.health_status)),
         el("td", { "data-testid": "engine-streams" }, String(e.streams.length)),
         el("td", { "data-testid": "engine-idle", title: e.last_stream_usage || "never used" }, idle),
+        el("td", { "data-testid": "engine-uptime", title: start ? `started ${start.started_at}` : `seen since ${e.first_seen}` },
+          duration(now() - Date.parse(start ? start.started_at : e.first_seen))),
+        el("td", { class: "mono", "data-testid": "engine-image" }, (start && start.image) || "–"),
+        el("td", { class: "right mono" + (start && start.start_duration_ms > slowMs ? " slow-cell" : ""),
+                   "data-testid": "engine-start", title: "time from the start to a ready engine" },
+          start ? `${(start.start_duration_ms / 1000).toFixed(1)} s` : "–"),
         el("td", { class: "right mono", "data-testid": "engine-cpu", title: "CPU, 100 % = one CPU" }, cpu(e.cpu_percent)),
         el("td", { class: "right mono", "data-testid": "engine-mem", title: "memory in use" }, memory(e.memory_bytes)),
         el("td", { class: "right" }, del));
@@ -327,20 +383,143 @@
     $("bundle-download").disabled = !d.session_id;
   }
 
+  function stressKey(ev) {
+    return `${ev.timestamp}|${ev.event_type}|${ev.description}`;
+  }
+
   function renderStress(events) {
-    if (!events) return;
+    if (events) {
+      const polled = new Set(events.map(stressKey));
+      // keep what the stream delivered after the poll's answer was made
+      const extra = state.stress.filter((ev) => ev.via === "sse" && !polled.has(stressKey(ev)) &&
+        (!events.length || ev.timestamp > events[events.length - 1].timestamp));
+      state.stress = events.concat(extra);
+    }
+    const shown = state.stress.slice(-50);
     const feed = $("stress-feed");
     feed.replaceChildren();
-    for (const ev of events.slice().reverse()) {
-      feed.appendChild(el("li", { "data-testid": "stress-event", dataset: { type: ev.event_type, severity: ev.severity } },
+    for (const ev of shown.slice().reverse()) {
+      feed.appendChild(el("li", { "data-testid": "stress-event",
+                                  dataset: { type: ev.event_type, severity: ev.severity, via: ev.via || "poll" } },
         el("div", { class: "head" },
           pill(ev.severity),
           el("span", { class: "type" }, ev.event_type),
           el("span", { class: "time", title: ev.timestamp || "" }, shortTime(ev.timestamp))),
         el("div", { class: "desc" }, ev.description || "")));
     }
-    $("stress-count").textContent = String(events.length);
-    $("stress-empty").hidden = events.length > 0;
+    $("stress-count").textContent = String(shown.length);
+    $("stress-empty").hidden = shown.length > 0;
+  }
+
+  // ---------------------------------------------------------------- history
+  function rangeKey() {
+    return $("history-range").value || "1h";
+  }
+
+  function renderIncident(h) {
+    const list = $("incident");
+    list.replaceChildren();
+    const items = [];
+    const down = h.vpn_outages.filter((o) => !o.end);
+    if (down.length) items.push(["bad", `VPN DOWN now (since ${shortTime(down[0].start).slice(11)} UTC): provisioning is blocked`]);
+    const past = h.vpn_outages.filter((o) => o.end);
+    if (past.length) {
+      const secs = past.reduce((a, o) => a + (Date.parse(o.end) - Date.parse(o.start)) / 1000, 0);
+      items.push(["bad", `VPN was down ${past.length}× (${Math.round(secs)} s in all)`]);
+    }
+    const slow = h.provisions.filter((p) => p.ok && p.slow);
+    if (slow.length) {
+      const worst = Math.max(...slow.map((p) => p.duration_ms)) / 1000;
+      items.push(["bad", `${slow.length} slow start${slow.length > 1 ? "s" : ""} (worst ${worst.toFixed(1)} s, ` +
+        `threshold ${(h.slow_threshold_ms / 1000).toFixed(1)} s)`]);
+    }
+    const failed = h.provisions.filter((p) => !p.ok);
+    if (failed.length) items.push(["bad", `${failed.length} failed start${failed.length > 1 ? "s" : ""}`]);
+    const crit = h.stress.filter((e) => e.severity === "critical").length;
+    if (h.stress.length) items.push([crit ? "bad" : "warn", `${h.stress.length} stress event${h.stress.length > 1 ? "s" : ""}` +
+      (crit ? ` (${crit} critical)` : "")]);
+    if (!items.length) items.push(["ok", "no incident in this range"]);
+    for (const [kind, text] of items) list.appendChild(el("li", { class: kind, "data-testid": "incident-item" }, text));
+  }
+
+  function renderHistory(h) {
+    if (h) state.history = h;
+    h = state.history;
+    if (!h) return;
+    const e = state.engines;
+    const liveCounts = e ? { total: e.length, healthy: e.filter((x) => x.health_status === "healthy").length,
+      bad: e.filter((x) => x.health_status === "unhealthy" || x.health_status === "unreachable").length,
+      streams: h.samples.length ? h.samples[h.samples.length - 1].streams : 0 } : null;
+    const win = window.AceHistory.draw($("prov-chart"), $("engines-chart"), $("chart-tip"), h, RANGE_S[rangeKey()], liveCounts);
+    const mins = Math.max(1, Math.round((win.t1 - win.t0) / 60000));
+    $("history-span").textContent = win.partial ? `since start · ${mins} min shown` : `last ${rangeKey()}`;
+    renderIncident(h);
+  }
+
+  async function loadHistory() {
+    renderHistory(await load("history", `/history?range=${rangeKey()}`));
+  }
+
+  function historySoon() {
+    clearTimeout(state.historyTimer);
+    state.historyTimer = setTimeout(loadHistory, 250);
+  }
+
+  // ---------------------------------------------------------------- live events (SSE over fetch)
+  function setLive(on) {
+    state.live = on;
+    const node = $("live-state");
+    node.textContent = on ? "live" : "polling";
+    node.className = `pill ${on ? "pill-live" : "pill-off"}`;
+    document.body.dataset.live = String(on);
+  }
+
+  function onEvent(ev) {
+    document.body.dataset.lastEventId = String(ev.id);
+    if (ev.type === "stress") {
+      state.stress.push({ timestamp: ev.ts, event_type: ev.action, severity: ev.severity, description: ev.message,
+                          via: "sse" });
+      renderStress(null);
+    }
+    historySoon();
+  }
+
+  async function follow(abort) {
+    const headers = { Accept: "text/event-stream" };
+    const key = getKey();
+    if (key) headers.Authorization = `Bearer ${key}`;
+    const last = document.body.dataset.lastEventId;
+    const resp = await fetch(`/events/stream${last ? `?after=${last}` : ""}`, { headers, cache: "no-store",
+                                                                                 signal: abort.signal });
+    if (!resp.ok || !resp.body) throw new Error(`HTTP ${resp.status}`);
+    setLive(true);
+    const reader = resp.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        const data = block.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+        if (data) onEvent(JSON.parse(data));
+      }
+    }
+  }
+
+  function restartLive() {
+    if (state.liveAbort) state.liveAbort.abort();
+    clearTimeout(state.liveTimer);
+    const abort = new AbortController();
+    state.liveAbort = abort;
+    follow(abort).catch(() => null).finally(() => {
+      if (state.liveAbort !== abort) return;
+      setLive(false);
+      state.liveTimer = setTimeout(restartLive, 3000); // reconnect; the poll covers the gap
+    });
   }
 
   // ---------------------------------------------------------------- refresh
@@ -361,6 +540,8 @@
         load("debug", "/debug/status"),
         load("stress", "/debug/stress?limit=50"),
       ]);
+      if (engines) state.engines = engines;
+      renderHistory(await load("history", `/history?range=${rangeKey()}`));
       renderOrchestrator(orch);
       renderVpn(vpn);
       renderEngines(engines);
@@ -464,20 +645,21 @@
     showKeyState();
     $("key-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      setKey($("api-key").value);
-      refresh();
+      saveKey($("api-key").value);
     });
     $("error-dismiss").addEventListener("click", () => {
       state.errors.clear();
       renderErrors();
     });
     $("auto-refresh").addEventListener("change", schedule);
+    $("history-range").addEventListener("change", loadHistory);
     $("show-ended").addEventListener("change", refresh);
     $("reset-all-breakers").addEventListener("click", () => resetBreaker("", $("reset-all-breakers")));
     $("debug-toggle").addEventListener("click", toggleDebug);
     $("bundle-download").addEventListener("click", downloadBundle);
     window.addEventListener("resize", () => refresh());
     refresh().then(schedule);
+    restartLive();
   }
 
   window.AcePanel = { refresh, getKey };
