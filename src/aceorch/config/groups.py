@@ -221,13 +221,13 @@ class RuntimeSettings(Group):
     )
     max_replicas_per_node: Annotated[int, INT] = Field(
         0, ge=0, le=1000,
-        description="RUNTIME=swarm only: at most this many engines on one Swarm node (Swarm's MaxReplicas "
+        description="With the swarm runtime only: at most this many engines on one Swarm node (Swarm's MaxReplicas "
         "placement), 0-1000, default 0 (no cap; engines are spread over the nodes either way). A small machine "
         "holds a handful of engines; the cap keeps a rescheduled engine off a node that is full.",
     )
     swarm_constraints: Str = Field(
         "",
-        description="RUNTIME=swarm only: placement constraints of every engine service, comma-separated, in "
+        description="With the swarm runtime only: placement constraints of every engine service, comma-separated, in "
         "docker service create --constraint syntax (node.labels.acestream==yes,node.role!=manager), default "
         "unset (any node).",
     )
