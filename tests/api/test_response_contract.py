@@ -253,6 +253,10 @@ def run_main_scenario(tmp: Path, rec: Recorder) -> None:
         # Filtered: under load the loop-lag detector may add events of its own.
         call(client, "GET /debug/stress", "GET", "/debug/stress", 200, params={"event_type": "capacity_exhausted"})
         call(client, "GET /debug/stress 422", "GET", "/debug/stress", 422, params={"limit": 0})
+        # the event log: the first engine event is the first start (stress events vary under load: filtered out)
+        call(client, "GET /events", "GET", "/events", 200, params={"type": "engine", "limit": 1})
+        call(client, "GET /events 422", "GET", "/events", 422, params={"limit": 0})
+        call(client, "GET /history 422", "GET", "/history", 422, params={"range": "2d"})
         call(client, "POST /debug/disable", "POST", "/debug/disable", 200, headers=AUTH)
         # the runtime goes away
         runtime.available = False
