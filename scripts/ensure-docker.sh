@@ -28,8 +28,10 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 
 mkdir -p "$CACHE"
-# A dockerd we started earlier may still be coming up: do not start a second one.
-if ! pgrep -x dockerd >/dev/null 2>&1; then
+# A host dockerd started earlier may still be coming up: do not start a second one. Only the host daemon's own
+# pidfile counts: other dockerds (the swarm lab's nodes) have pidfiles of their own.
+pidfile=/var/run/docker.pid
+if ! { [[ -s "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }; then
     echo "ensure-docker: starting dockerd (log: $CACHE/dockerd.log)" >&2
     setsid nohup dockerd --iptables=false --ip-masq=false >>"$CACHE/dockerd.log" 2>&1 </dev/null &
     echo $! >"$CACHE/dockerd.pid"
