@@ -181,7 +181,7 @@ async def test_the_sixth_channel_over_max_replicas_is_a_503_with_retry_after(
 # -- linger --------------------------------------------------------------------------------------------------
 async def test_linger_keeps_the_session_for_a_quick_return_then_stops_it(orch: Callable[..., Orchestrator]) -> None:
     o = orch(MIN_REPLICAS="0", MIN_FREE_REPLICAS="0", PROXY_LINGER_S="4", AUTO_DELETE="true",
-             ENGINE_GRACE_PERIOD_S="1")
+             ENGINE_GRACE_PERIOD_S="5")
     async with client() as c:
         first = Reader(c, url(o.port)).start()
         await async_wait_until(lambda: first.bytes > 100_000, timeout=60, what="the first viewer's bytes")
@@ -197,6 +197,9 @@ async def test_linger_keeps_the_session_for_a_quick_return_then_stops_it(orch: C
     stream = wait_until(lambda: [s for s in o.client.get("/streams").json() if s["status"] == "ended"],
                         timeout=15, what="the stream ended")[0]
     assert stream["end_reason"] == "no_viewers"
+    # It was stopped through the engine's command_url (the engine is still there: ENGINE_GRACE_PERIOD_S).
+    wait_until(lambda: sim_state(engine["host"], engine["port"])["counters"]["sessions_stopped"] == 1, timeout=5,
+               what="the engine session stopped by method=stop")
     # ... and AUTO_DELETE removes the idle engine.
     wait_until(lambda: not o.engines(), timeout=30, what="the idle engine auto-deleted")
 
@@ -236,3 +239,10 @@ async def test_failover_keeps_five_viewers_connected(orch: Callable[..., Orchest
           f"largest gap seen by a viewer {max(gaps)} s")
     assert stream["gaps_ms"], stream
     assert stream["engine"]["container_id"] != engine["container_id"]
+    if fault == "hang":
+        # The hung engine was reported to health: unhealthy at once (then replaced by the pool).
+        def reported() -> bool:
+            old = [e for e in o.engines() if e["container_id"] == engine["container_id"]]
+            return not old or old[0]["health_status"] == "unhealthy"
+
+        wait_until(reported, timeout=10, what="the hung engine unhealthy")
