@@ -4,6 +4,8 @@ state, the token, the refusals and linger's end of the stream."""
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "streams"))
 from aceorch_live import AUTH, LiveServer, live_server, live_settings  # noqa: E402
+from viewers import stalled_viewer  # noqa: E402
 
 from support import wait_until  # noqa: E402
 
@@ -98,3 +101,46 @@ def test_proxy_streams_needs_the_api_key(serve: Callable[..., LiveServer]) -> No
     assert httpx.get(f"{server.url}/proxy/streams", headers={"Authorization": "Bearer x"},
                      timeout=10).status_code == 403
     assert httpx.get(f"{server.url}/proxy/streams", headers=AUTH, timeout=10).json() == []
+
+
+def test_a_slow_viewer_is_moved_to_the_live_edge_and_does_not_slow_the_others(
+    serve: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIM_STREAM_KBPS", "3000")
+    server = serve(proxy_buffer_mb=0.25, proxy_client_stall_s=60)
+    path = f"/ace/getstream?id={CONTENT}"
+    port = int(server.url.rsplit(":", 1)[1])
+    done = threading.Event()
+    slow = stalled_viewer(port, path)
+
+    def trickle() -> None:  # about 0.6 MB/s: a fifth of the stream's rate
+        while not done.wait(0.05):
+            try:
+                slow.recv(32768)
+            except OSError:
+                return
+
+    reader = threading.Thread(target=trickle, daemon=True)
+    reader.start()
+    try:
+        with httpx.stream("GET", f"{server.url}{path}", timeout=30) as fast:
+            chunks = fast.iter_raw()
+            got = 0
+            began = time.monotonic()
+
+            def lagged() -> bool:
+                nonlocal got
+                for _ in range(10):
+                    got += len(next(chunks))
+                [stream] = server.get("/proxy/streams", headers=AUTH)
+                return bool(stream["lagged"] >= 1)
+
+            wait_until(lagged, timeout=60, interval=0.01, what="the slow viewer moved to the live edge")
+            elapsed = time.monotonic() - began
+            [stream] = server.get("/proxy/streams", headers=AUTH)
+    finally:
+        done.set()
+        slow.close()
+        reader.join(5)
+    assert stream["clients_total"] == 2 and stream["stalled"] == 0
+    assert got / elapsed > 2_000_000  # the fast viewer kept the stream's rate (3 MB/s) meanwhile
