@@ -20,7 +20,7 @@ import httpx
 
 from aceorch.aiokits import spawn
 from aceorch.config import ProxySettings
-from aceorch.errors import ProvisioningBlocked, ProvisioningError
+from aceorch.errors import ProvisioningBlocked, ProvisioningError, VpnFailure
 from aceorch.models import StreamStart, utcnow
 from aceorch.proxy.buffer import FanoutBuffer
 from aceorch.proxy.client import OrchestratorClient
@@ -307,7 +307,7 @@ class StreamSession:
 
     # -- start failures -------------------------------------------------------------------------------------
     def _fail_start(self, exc: ProvisioningError) -> None:
-        blocked = isinstance(exc, ProvisioningBlocked) or getattr(exc, "status", None) == 503
+        blocked = isinstance(exc, (ProvisioningBlocked, VpnFailure))  # as the API answers them: 503
         retry = max(1, int(exc.recovery_eta_seconds or 30)) if blocked else None
         self._fail(503 if blocked else 502, {
             "detail": exc.message, "error": exc.error, "code": exc.code, "recovery_eta_seconds": retry,
