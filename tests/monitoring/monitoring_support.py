@@ -22,7 +22,8 @@ def promtool() -> str:
 
 def exported_samples() -> set[str]:
     """Every sample name the service exports (with ``_total``, ``_bucket``, ... suffixes), labelled children made."""
-    m = Metrics()
+    m = Metrics(vpn_names=("gluetun",))
+    m.vpn_gluetun_restarts.labels(vpn="gluetun", outcome="restarted").inc()
     m.provision_duration.labels(kind="acestream").observe(1.0)
     m.provision_failures.labels(kind="acestream", code="general_error").inc()
     m.provision_total.labels(kind="acestream").inc()

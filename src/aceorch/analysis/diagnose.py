@@ -27,6 +27,7 @@ from aceorch.analysis.evidence import (
     in_windows,
     outage_windows,
 )
+from aceorch.analysis.failover import failover_finding
 from aceorch.analysis.fields import Record, ts_seconds
 from aceorch.analysis.reader import Reader
 from aceorch.analysis.sessions import Session
@@ -499,7 +500,7 @@ def diagnose(reader: Reader, sessions: Sequence[Session]) -> dict[str, Any]:
     ev = collect(reader, sessions)
     windows = outage_windows(ev)
     findings: list[Finding] = []
-    for candidate in (_vpn_finding(ev, windows), _breaker_finding(ev), _capacity_finding(ev)):
+    for candidate in (_vpn_finding(ev, windows), failover_finding(ev), _breaker_finding(ev), _capacity_finding(ev)):
         if candidate is not None:
             findings.append(candidate)
     findings.extend(_slow_findings(ev, windows))

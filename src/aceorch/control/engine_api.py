@@ -33,6 +33,7 @@ def advertised_address(
     in_container: bool,
     runtime_kind: str = "docker",
     node_address: str | None = None,
+    vpn: str | None = None,
 ) -> tuple[str, int]:
     """(host, port) that proxies see in /engines, following ENGINE_ADVERTISE_HOST.
 
@@ -40,7 +41,8 @@ def advertised_address(
     published port, whatever ENGINE_ADVERTISE_HOST says: no single host name reaches engines on several machines.
 
     ``auto``: the loopback and the published port when aceorch runs on the host (or with the process runtime);
-    inside a container, the engine's network peer (the Gluetun container in VPN mode) and the container port.
+    inside a container, the engine's network peer (the Gluetun container in VPN mode: ``vpn``, the one it runs
+    behind, with several) and the container port.
     """
     if node_address:
         return node_address, host_port
@@ -49,8 +51,9 @@ def advertised_address(
         return choice, host_port
     if not in_container or runtime_kind == "process":
         return "127.0.0.1", host_port
-    if settings.vpn_enabled and settings.vpn.gluetun_container_name:
-        return settings.vpn.gluetun_container_name, container_port
+    gluetun = vpn or settings.vpn.gluetun_container_name or next(iter(settings.vpn.names), None)
+    if settings.vpn_enabled and gluetun:
+        return gluetun, container_port
     return container_name, container_port
 
 

@@ -144,6 +144,8 @@ class Provisioner:
         self.vpn_pool = vpn_pool
         #: The VPN chosen for each start being allocated or created, by its HTTP host port.
         self._vpn_of_port: dict[int, VpnTarget] = {}
+        #: Starts in flight that were given their VPN's forwarded port (host port -> VPN), so that one engine gets it.
+        self._p2p_of_port: dict[int, str | None] = {}
         self.runtime_ok = runtime_ok
         self.in_container = in_container
         self.in_flight = 0
@@ -368,15 +370,18 @@ class Provisioner:
             labels["host.https_port"] = str(layout["host_https"])
         ports: dict[str, int | None] = {}
         network: str | None = s.runtime.docker_network
-        target = self._vpn_of_port.get(int(layout["host_http"] or 0))
+        port = int(layout["host_http"] or 0)
+        target = self._vpn_of_port.get(port)
         if s.vpn_enabled and target is not None and self.vpn_pool is not None and self.vpn_pool.several:
             network = f"container:{target.container}"
             labels.update(self.vpn_pool.engine_labels(target))
             forwarded = target.forwarded_port
-            holders = [e for e in self.fleet.engines() if e.p2p_port is not None and self.vpn_pool.member(e) is target]
-            if forwarded and not holders:
+            held = any(e.p2p_port is not None and self.vpn_pool.member(e) is target for e in self.fleet.engines())
+            pending = any(v == target.container for p, v in self._p2p_of_port.items() if p != port)
+            if forwarded and not held and not pending:
                 env["P2P_PORT"] = str(forwarded)
                 labels["aceorch.p2p_port"] = str(forwarded)
+                self._p2p_of_port[port] = target.container
         elif s.vpn_enabled:
             network = f"container:{s.vpn.gluetun_container_name or (s.vpn.names or [''])[0]}"
             _, forwarded = self.vpn_gate()
@@ -405,6 +410,7 @@ class Provisioner:
             raise PortInUse(f"Port conflict: {exc}")
         logger.warning("a host port is held outside aceorch (%s); trying the next free one", exc)
         target = self._vpn_of_port.pop(int(layout["host_http"] or 0), None)
+        self._p2p_of_port.pop(int(layout["host_http"] or 0), None)
         pool: Any = (target.ports if target is not None else s.vpn_port_pool) if s.vpn_enabled \
             else s.runtime.port_range_host
         try:
@@ -476,6 +482,7 @@ class Provisioner:
                     in_container=self.in_container,
                     runtime_kind=self.runtime.name,
                     node_address=info.node_address,
+                    vpn=spec.labels.get("aceorch.vpn"),
                 )
                 await self._wait_ready(info, host, port, begin)
                 engine = Engine(
@@ -496,6 +503,7 @@ class Provisioner:
                 self._slots.release()
                 self._reserved_names.discard(name)
                 self._vpn_of_port.pop(int(layout["host_http"] or 0), None)
+                self._p2p_of_port.pop(int(layout["host_http"] or 0), None)
         except BaseException as exc:
             err = self._translate(exc)
             exit_fields: dict[str, Any] = {}
@@ -505,6 +513,7 @@ class Provisioner:
                 await self._remove_quietly(info.id)
             self.ports.release(layout.values())
             self._vpn_of_port.pop(int(layout["host_http"] or 0), None)
+            self._p2p_of_port.pop(int(layout["host_http"] or 0), None)
             if err.code == "runtime_unavailable":
                 breaker.release_trial()  # the runtime went away: not the engine's failure, nothing to record
                 self.on_runtime_lost()

@@ -298,9 +298,9 @@ class EngineRestarter(Protocol):
     """Restarts the engines that predate a VPN recovery."""
 
     async def restart_engines_created_before(
-        self, when: datetime, *, only: Callable[[Engine], bool] | None = None
+        self, when: datetime, *, only: Callable[[Engine], bool] | None = None, vpn: str | None = None
     ) -> int:
-        """Restart them (those ``only`` accepts); how many restarted."""
+        """Restart them (those ``only`` accepts; the records name ``vpn``); how many restarted."""
 
 
 class VpnSignals(Protocol):
@@ -416,10 +416,7 @@ async def vpn_round(
         monitor.down_since = None
         restarted = 0
         if settings.vpn.vpn_restart_engines_on_reconnect:
-            if members is None:
-                restarted = await fleet.restart_engines_created_before(recovered_at)
-            else:
-                restarted = await fleet.restart_engines_created_before(recovered_at, only=members)
+            restarted = await fleet.restart_engines_created_before(recovered_at, only=members, vpn=name)
         if named:
             signals.vpn_engines_restarted(restarted, vpn=name)
         else:

@@ -202,6 +202,7 @@ class Fleet:
         host, port = advertised_address(
             self.settings, container_name=info.name, host_port=h_http, container_port=c_http,
             in_container=self._in_container, runtime_kind=self._runtime.name, node_address=info.node_address,
+            vpn=info.labels.get("aceorch.vpn"),
         )
         p2p = info.labels.get("aceorch.p2p_port")
         return Engine(
@@ -451,10 +452,10 @@ class Fleet:
         return [c for c in await self._runtime.list({mkey: mvalue}) if c.labels.get(key) == value]
 
     async def restart_engines_created_before(
-        self, when: datetime, *, only: Callable[[Engine], bool] | None = None
+        self, when: datetime, *, only: Callable[[Engine], bool] | None = None, vpn: str | None = None
     ) -> int:
         """Restart every engine created before ``when`` (of those ``only`` accepts; its streams end as
-        ``vpn_recovery``); how many restarted."""
+        ``vpn_recovery``; the records name ``vpn``); how many restarted."""
         count = 0
         for engine in list(self._engines.values()):
             if engine.created_at >= when or (only is not None and not only(engine)):
@@ -473,11 +474,11 @@ class Fleet:
                 elif engine.health_status is not HealthStatus.UNREACHABLE:  # unreachable stays so: never replaced
                     engine.health_status = HealthStatus.UNKNOWN
                 count += 1
-                self._record("vpn", operation="engine_restart", container_id=engine.container_id,
+                self._record("vpn", operation="engine_restart", vpn=vpn, container_id=engine.container_id,
                              container_name=engine.container_name, duration_ms=(time.perf_counter() - begin) * 1000,
                              success=ok, error=None if ok else "not ready after restart")
             except RuntimeFailure as exc:
-                self._record("vpn", operation="engine_restart", container_id=engine.container_id,
+                self._record("vpn", operation="engine_restart", vpn=vpn, container_id=engine.container_id,
                              container_name=engine.container_name, duration_ms=(time.perf_counter() - begin) * 1000,
                              success=False, error=str(exc))
             finally:
