@@ -108,3 +108,19 @@ async def test_subscribers_get_each_new_event_and_none_at_close() -> None:
         h.close()
         assert await asyncio.wait_for(queue.get(), 1) is None
     assert not h.is_subscribed(queue)
+
+
+def test_a_change_adds_a_sample_at_once_and_a_burst_keeps_the_latest() -> None:
+    h, clock = make()
+    counts = {"engines": {"healthy": 0}, "vpn": None, "streams": 0, "viewers": None}
+    h.sampler = lambda: counts
+    h.sample(**counts)
+    clock.t += 5
+    counts = {**counts, "engines": {"healthy": 1}}
+    h.observe("provisioning", {"operation": "start_acestream_success", "container_id": "c1", "duration_ms": 10.0})
+    counts = {**counts, "engines": {"healthy": 2}}
+    h.observe("provisioning", {"operation": "start_acestream_success", "container_id": "c2", "duration_ms": 10.0})
+    samples = h.snapshot(3600)["samples"]
+    assert [s["total"] for s in samples] == [0, 2]
+    h.stress({"event_type": "loop_lag", "severity": "warning", "description": "lag"})
+    assert len(h.snapshot(3600)["samples"]) == 2, "a stress event is no count change"

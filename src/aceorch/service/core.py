@@ -355,12 +355,15 @@ class Service:
 
     async def _history_loop(self) -> None:
         """One history sample now and every SAMPLE_INTERVAL_S until the stop."""
+        self.history.sampler = self._history_counts
         while True:
-            self.history.sample(engines=self.fleet.health_counts(),
-                                vpn=self.vpn.connected if self.settings.vpn_enabled else None,
-                                streams=self.streams.count_started(), viewers=self.viewers())
+            self.history.sample(**self._history_counts())
             if await sleep_or_stop(self._stop, self.history.sample_interval_s):
                 return
+
+    def _history_counts(self) -> dict[str, Any]:
+        return {"engines": self.fleet.health_counts(), "vpn": self.vpn.connected if self.settings.vpn_enabled else None,
+                "streams": self.streams.count_started(), "viewers": self.viewers()}
 
     async def _lag_once(self) -> None:
         begin = time.perf_counter()

@@ -86,6 +86,9 @@ class History:
         self._seq = 0
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: The current counts (the ``sample`` keywords); with it, each engine, stream or VPN change adds a sample
+        #: at once, so that a chart's step sits where the change happened, not at the next 10 s tick.
+        self.sampler: Callable[[], dict[str, Any]] | None = None
 
     # -- feeding ----------------------------------------------------------------------------------------------
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -93,8 +96,13 @@ class History:
         self._loop = loop
 
     def sample(self, *, engines: dict[str, int], vpn: bool | None, streams: int, viewers: int | None) -> None:
-        """Add one sample (engines by health, VPN connected or None when off, started streams, proxy viewers)."""
+        """Add one sample (engines by health, VPN connected or None when off, started streams, proxy viewers).
+
+        A sample less than a second after the last one replaces it (a burst of changes keeps one, the latest).
+        """
         now = self._clock()
+        if self._samples and now - self._samples[-1]["t"] < 1.0:
+            self._samples.pop()
         self._samples.append({"ts": _iso(now), "t": now, "engines": dict(engines), "total": sum(engines.values()),
                               "vpn": vpn, "streams": streams, "viewers": viewers})
 
@@ -189,6 +197,8 @@ class History:
         self._events.append(event)
         for queue in list(self._subscribers):
             self._hand(queue, event)
+        if self.sampler is not None and type_ != "stress":
+            self.sample(**self.sampler())
 
     def _hand(self, queue: asyncio.Queue[dict[str, Any] | None], event: dict[str, Any] | None) -> None:
         try:

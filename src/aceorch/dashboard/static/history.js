@@ -10,7 +10,7 @@
     bandEdge: "rgba(248, 81, 73, 0.7)", marker: { critical: "#f85149", warning: "#d29922", info: "#8390a3" },
   };
   const PAD = { left: 52, right: 14, top: 22, bottom: 22 };
-  const MIN_SPAN_MS = 120000;
+  const MIN_SPAN_MS = 45000;
 
   function fit(canvas) {
     const ratio = window.devicePixelRatio || 1;
@@ -52,19 +52,30 @@
     return { t0, t1: now, partial: t0 > now - rangeS * 1000 + 1000 };
   }
 
+  /** How many grid steps make round labels for this (nice) maximum. */
+  function divisions(ymax) {
+    for (const n of [5, 4, 2]) {
+      const stepV = ymax / n;
+      const e = Math.pow(10, Math.floor(Math.log10(stepV)));
+      if ([1, 2, 2.5, 5, 10].some((m) => Math.abs(stepV / e - m) < 1e-9)) return n;
+    }
+    return 4;
+  }
+
   function axes(ctx, w, h, t0, t1, ymax, fmt) {
     const ih = h - PAD.top - PAD.bottom;
+    const n = divisions(ymax);
     ctx.strokeStyle = C.grid;
     ctx.lineWidth = 1;
     ctx.fillStyle = C.text;
-    for (let i = 0; i <= 4; i++) {
-      const y = Math.round(PAD.top + (ih * i) / 4) + 0.5;
+    for (let i = 0; i <= n; i++) {
+      const y = Math.round(PAD.top + (ih * i) / n) + 0.5;
       ctx.beginPath();
       ctx.moveTo(PAD.left, y);
       ctx.lineTo(w - PAD.right, y);
       ctx.stroke();
       ctx.textAlign = "right";
-      ctx.fillText(fmt(ymax * (1 - i / 4)), PAD.left - 6, y + 4);
+      ctx.fillText(fmt(ymax * (1 - i / n)), PAD.left - 6, y + 4);
     }
     ctx.textAlign = "left";
     ctx.fillText(hhmmss(t0), PAD.left, h - 6);
@@ -213,6 +224,7 @@
     // up to the total; streams as a line
     area(ctx, x, y, samples.map((s) => ({ t: s.t, lo: 0, hi: s.healthy })), t1, "rgba(63, 185, 80, 0.35)");
     area(ctx, x, y, samples.map((s) => ({ t: s.t, lo: s.healthy, hi: s.healthy + s.bad })), t1, "rgba(240, 136, 62, 0.55)");
+    area(ctx, x, y, samples.map((s) => ({ t: s.t, lo: s.healthy + s.bad, hi: s.total })), t1, "rgba(131, 144, 163, 0.35)");
     step(ctx, x, y, of("total"), t1, C.total, 1.5);
     step(ctx, x, y, of("streams"), t1, C.ok, 2);
     const nb = bands(ctx, w, ch, x, h.vpn_outages, t1, false);
