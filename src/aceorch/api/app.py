@@ -16,6 +16,7 @@ from aceorch.api.policy import cors_origins
 from aceorch.api.routes import containers, debug, engines, events, provision, service, status, streams
 from aceorch.config import Settings
 from aceorch.debuglog.writer import DebugLog
+from aceorch.proxy import hls_routes as proxy_hls_routes
 from aceorch.proxy import routes as proxy_routes
 from aceorch.proxy.hub import Hub, embedded_record
 from aceorch.runtime.base import Runtime
@@ -69,6 +70,7 @@ def create_app(
     for module in (provision, containers, engines, streams, events, status, debug, service):
         app.include_router(module.router)
     app.include_router(proxy_routes.router)
+    app.include_router(proxy_hls_routes.router)
 
     from aceorch.dashboard import mount_dashboard
 

@@ -615,6 +615,16 @@ class ProxySettings(Group):
         description="When set, the proxy routes (/ace/getstream, /ace/status) require ?token=<this key>, since "
         "players cannot send headers; default unset (open). Never logged (shown as ***).",
     )
+    proxy_hls_cache_segments: Annotated[int, INT] = Field(
+        12, ge=3, le=200,
+        description="HLS segments (about 2 s each) kept in memory per stream and served to every HLS viewer; the "
+        "playlist lists the newest 6 of them, 3-200, default 12.",
+    )
+    playlist_file: str | None = Field(
+        None,
+        description="An M3U of acestream:// links or content ids that GET /playlist.m3u rewrites into proxy URLs "
+        "(names and tvg-* attributes kept); default unset (POST the M3U instead).",
+    )
     proxy_port: Annotated[int, INT] = Field(
         8001, ge=1, le=65535,
         description="Listen port of the standalone proxy (aceorch proxy), 1-65535, default 8001; the embedded proxy "

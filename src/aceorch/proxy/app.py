@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aceorch import __version__
 from aceorch.aiokits import request_id_var
 from aceorch.config import Settings
-from aceorch.proxy import routes
+from aceorch.proxy import hls_routes, routes
 from aceorch.proxy.client import OrchestratorClient
 from aceorch.proxy.http_client import HttpOrchestrator
 from aceorch.proxy.hub import Hub
@@ -64,6 +64,7 @@ def create_proxy_app(settings: Settings, orchestrator_url: str,
                   description=f"The aceorch stream proxy, for the orchestrator at {orchestrator_url}.")
     app.state.settings = settings
     app.include_router(routes.router)
+    app.include_router(hls_routes.router)
 
     @app.get("/healthz", summary="The proxy answers")
     async def healthz() -> dict[str, str]:
