@@ -119,3 +119,15 @@ def test_the_restart_breaker_allows_one_restart_per_window(make_settings: Callab
 def test_derive_health_is_unchanged() -> None:
     assert derive_health("exited", None, None) == ("unhealthy", "container_state")
     assert derive_health("running", "healthy", None) == ("healthy", "docker_health")
+
+
+def test_min_free_counts_only_engines_on_healthy_vpns() -> None:
+    from aceorch.control.autoscaler import decide
+
+    engines = [engine(19000 + i) for i in range(6)]
+    dead = {e.container_id for e in engines[:3]}
+    kwargs: dict[str, Any] = {"in_flight": 0, "now": utcnow(), "min_replicas": 6, "min_free": 4,
+                              "max_replicas": 10, "idle_ttl_s": 0}
+    assert decide(engines, **kwargs).start == 0
+    decision = decide(engines, **kwargs, vpn_held=lambda e: e.container_id in dead)
+    assert (decision.free, decision.start) == (3, 1), "3 free behind the healthy VPN: one more for MIN_FREE 4"

@@ -81,16 +81,19 @@ def decide(
     min_free: int,
     max_replicas: int,
     idle_ttl_s: int,
+    vpn_held: Callable[[Engine], bool] | None = None,
 ) -> ScaleDecision:
     """One autoscaler decision. Pure: the loop only acts on it.
 
     Unreachable engines take a slot under MAX_REPLICAS but count neither as replicas nor as free engines.
+    Engines ``vpn_held`` by their VPN's outage (several VPNs, one down) count as replicas but not as free engines,
+    so that MIN_FREE_REPLICAS holds across the healthy VPNs.
     """
     held = len(engines)
     engines = usable(engines)
     max_replicas -= held - len(engines)
     current = len(engines)
-    free = sum(1 for e in engines if not e.streams)
+    free = sum(1 for e in engines if not e.streams and not (vpn_held is not None and vpn_held(e)))
     busy = current - free
     target = min(max_replicas, max(min_replicas, busy + min_free))
     start = max(0, target - current - in_flight)
@@ -147,7 +150,7 @@ async def autoscale_round(
     decision = decide(
         fleet.engines(), in_flight=starts.in_flight, now=utcnow(),
         min_replicas=s.pool.min_replicas, min_free=s.pool.min_free_replicas, max_replicas=s.pool.max_replicas,
-        idle_ttl_s=s.pool.idle_ttl_s,
+        idle_ttl_s=s.pool.idle_ttl_s, vpn_held=getattr(fleet, "held", None),
     )
     action = "none"
     if decision.start:
