@@ -233,7 +233,16 @@ def serve(env_file: str = typer.Option(".env", help="the .env file to read, if p
             access_log=False,
             timeout_graceful_shutdown=5,
         )
-        server = uvicorn.Server(config)
+        class Server(uvicorn.Server):
+            """uvicorn's server; a stop signal also ends the open event streams, which would hold the shutdown."""
+
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                service = getattr(app.state, "service", None)
+                if service is not None:
+                    service.history.close()
+                super().handle_exit(sig, frame)
+
+        server = Server(config)
         shown = f"[{host}]" if ":" in host else host
         log.info("listening on http://%s:%d", shown, port)
         try:
