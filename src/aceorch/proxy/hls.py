@@ -5,8 +5,9 @@ content supersedes the first; so the proxy keeps one progressive engine session 
 session) and its HLS viewers get segments the proxy cuts from that session's shared buffer. TS and HLS viewers of
 a channel thus share one engine session, and every byte is read from the engine once.
 
-Segments start at a PAT packet and end before the first PAT after the target duration, measured on the PCR
-(without PCRs, on bytes). The last PROXY_HLS_CACHE_SEGMENTS segments are kept in memory, the same ``bytes`` object
+Segments start at the PAT before a key frame (random_access_indicator), once the target duration has passed, as
+measured on the PCR (without PCRs, on bytes); a stream that marks no key frames is cut at a PAT after three
+target durations. The last PROXY_HLS_CACHE_SEGMENTS segments are kept in memory, the same ``bytes`` object
 for every viewer; the playlist lists the newest :data:`PLAYLIST_WINDOW` of them. Cutting runs on the request that
 needs it and never waits on any viewer. The HLS viewers count as one viewer of the TS session; with no playlist or
 segment request for PROXY_LINGER_S (at least two target durations) that viewer leaves and, with no TS viewer,
@@ -36,6 +37,10 @@ PLAYLIST_WINDOW = 6
 MAX_SEGMENT_BYTES = 8 << 20
 #: Bytes taken as one target duration when the stream carries no PCR (about 2 Mbit/s).
 NO_PCR_BYTES = 500_000
+#: Packets from a PAT to the key frame it announces, at most (PAT, PMT, maybe SDT, then the key frame).
+KEY_AFTER_PAT = 8 * PACKET
+#: Target durations a segment may grow to while waiting for a key frame; then it is cut at a PAT anyway.
+KEYLESS_TARGETS = 3
 #: PCR steps larger than this (seconds) or backwards are discontinuities (a looped file, a new engine).
 PCR_JUMP_S = 10.0
 
@@ -47,6 +52,11 @@ def _pcr(packet: memoryview | bytes) -> float | None:
     b = packet
     base = (b[6] << 25) | (b[7] << 17) | (b[8] << 9) | (b[9] << 1) | (b[10] >> 7)
     return base / 90000.0
+
+
+def _random_access(packet: memoryview | bytes) -> bool:
+    """Whether the packet's adaptation field sets random_access_indicator (a key frame starts in it)."""
+    return bool(packet[3] & 0x20) and packet[4] > 0 and bool(packet[5] & 0x40)
 
 
 def _is_pat(packet: memoryview | bytes) -> bool:
@@ -64,7 +74,7 @@ class Segment:
 
 
 class Segmenter:
-    """Cuts packet-aligned MPEG-TS into segments at PATs, by PCR time (pure: no I/O, no clock)."""
+    """Cuts packet-aligned MPEG-TS into segments at the PATs before key frames, by PCR time (pure: no I/O, no clock)."""
 
     def __init__(self, target_s: float = TARGET_S, keep: int = 12) -> None:
         self.target_s = target_s
@@ -76,6 +86,9 @@ class Segmenter:
         self._seen_pcr = False
         self._discontinuity = False
         self._need_pat = True
+        #: Where in the pending bytes the last PAT begins (-1: none yet) and the media time up to it.
+        self._pat_at = -1
+        self._pat_elapsed = 0.0
 
     def discontinuity(self) -> None:
         """The next data does not follow the previous (a lag or a new upstream): the partial segment is dropped."""
@@ -84,6 +97,8 @@ class Segmenter:
         self._last_pcr = None
         self._discontinuity = bool(self.cut)
         self._need_pat = True
+        self._pat_at = -1
+        self._pat_elapsed = 0.0
 
     def feed(self, data: bytes) -> int:
         """Add whole packets; returns how many segments were completed."""
@@ -91,12 +106,7 @@ class Segmenter:
         view = memoryview(data)
         for i in range(0, len(data) - PACKET + 1, PACKET):
             packet = view[i:i + PACKET]
-            if _is_pat(packet) and self._pending and self._due():
-                self._close()
-                done += 1
-            elif len(self._pending) >= MAX_SEGMENT_BYTES:
-                self._close()
-                done += 1
+            pat = _is_pat(packet)
             pcr = _pcr(packet)
             if pcr is not None:
                 self._seen_pcr = True
@@ -104,23 +114,35 @@ class Segmenter:
                     self._elapsed += pcr - self._last_pcr
                 self._last_pcr = pcr
             if self._need_pat:
-                if not _is_pat(packet):
+                if not pat:
                     continue  # the first segment (and the first after a discontinuity) starts at a PAT
                 self._need_pat = False
+            pending = self._pending
+            if pat and pending:
+                if self._seen_pcr and self._elapsed >= KEYLESS_TARGETS * self.target_s or (
+                        not self._seen_pcr and len(pending) >= NO_PCR_BYTES):
+                    self._close(len(pending), self._elapsed)  # no key frame came: cut at this PAT
+                    done += 1
+                self._pat_at, self._pat_elapsed = len(self._pending), self._elapsed
+            elif (_random_access(packet) and self._pat_at > 0 and len(pending) - self._pat_at <= KEY_AFTER_PAT
+                  and self._pat_elapsed >= 0.9 * self.target_s):
+                self._close(self._pat_at, self._pat_elapsed)  # the new segment starts at the PAT before the key
+                done += 1
+            elif len(pending) >= MAX_SEGMENT_BYTES:
+                self._close(len(pending), self._elapsed)
+                done += 1
             self._pending += packet
         return done
 
-    def _due(self) -> bool:
-        if self._seen_pcr:
-            return self._elapsed >= self.target_s
-        return len(self._pending) >= NO_PCR_BYTES
-
-    def _close(self) -> None:
-        duration = self._elapsed if self._seen_pcr and self._elapsed > 0 else self.target_s
-        self.segments.append(Segment(self.cut, duration, bytes(self._pending), self._discontinuity))
+    def _close(self, at: int, elapsed: float) -> None:
+        """Close the segment with the first ``at`` pending bytes (``elapsed`` seconds); the rest starts the next."""
+        duration = elapsed if self._seen_pcr and elapsed > 0 else self.target_s
+        self.segments.append(Segment(self.cut, duration, bytes(self._pending[:at]), self._discontinuity))
         self.cut += 1
-        self._pending.clear()
-        self._elapsed = 0.0
+        del self._pending[:at]
+        self._elapsed = max(0.0, self._elapsed - elapsed) if self._seen_pcr else 0.0
+        self._pat_at = 0 if self._pending else -1
+        self._pat_elapsed = 0.0
         self._discontinuity = False
 
     def find(self, seq: int) -> Segment | None:

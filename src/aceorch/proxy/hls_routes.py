@@ -8,6 +8,7 @@ these routes need ``?token=`` only when PROXY_API_KEY is set; segment URLs in th
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -135,8 +136,10 @@ async def segment(request: Request, stream_id: str, seq: int) -> Response:
     if stream is None or stream.closed:
         return _error(404, {"detail": "unknown HLS stream (reload the playlist)", "code": "unknown_stream"})
     stream.touch()
-    stream.pull()
     seg = stream.segmenter.find(seq)
+    if seg is None:  # only then cut what came in since (cutting may drop the oldest segments from the cache)
+        stream.pull()
+        seg = stream.segmenter.find(seq)
     if seg is None and seq >= stream.segmenter.cut and seq <= stream.segmenter.cut + 1:
         await stream.wait_segments(seq + 1, SEGMENT_WAIT_S)
         seg = stream.segmenter.find(seq)
@@ -181,7 +184,7 @@ async def _playlist(request: Request, source: str | None) -> Response:
 
 PLAYLIST_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {"audio/x-mpegurl": {}}, "description": "the playlist, entries pointing at the proxy"},
-    **REFUSALS, 404: {"description": "no PLAYLIST_FILE (GET)"}}
+    **REFUSALS, 404: {"description": "no PLAYLIST_FILE (GET)"}, 422: {"description": "a JSON body without m3u"}}
 
 
 @router.get("/playlist.m3u", response_model=None, summary="PLAYLIST_FILE with proxy URLs",
@@ -194,6 +197,17 @@ async def playlist_get(request: Request) -> Response:
 @router.post("/playlist.m3u", response_model=None, summary="An M3U body with proxy URLs",
              responses=PLAYLIST_RESPONSES)
 async def playlist_post(request: Request) -> Response:
-    """The posted M3U with its ``acestream://`` entries pointing at the proxy (TS; ``?format=hls`` for HLS)."""
-    body = (await request.body()).decode("utf-8", errors="replace")
-    return await _playlist(request, body)
+    """The posted M3U with its ``acestream://`` entries pointing at the proxy (TS; ``?format=hls`` for HLS).
+
+    The body is JSON ``{"m3u": "<the playlist>"}`` (the orchestrator accepts only JSON bodies on POST), or, on the
+    standalone proxy, the M3U text itself."""
+    raw = await request.body()
+    if "json" in request.headers.get("content-type", "").lower():
+        try:
+            data = json.loads(raw or b"{}")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("m3u"), str):
+            return _error(422, {"detail": 'send {"m3u": "<the playlist text>"}', "code": "invalid_body"})
+        return await _playlist(request, data["m3u"])
+    return await _playlist(request, raw.decode("utf-8", errors="replace"))

@@ -201,7 +201,7 @@ class PlaybackHandler(SimRequestHandler):
             self.send_text(500, NOT_FOUND_TEXT)
             return
         sim.touch(session.token)
-        body = _segment()
+        body = _segment(sim.config.media_file, number)
         sim.count("bytes_streamed", len(body))
         sim.cache.store(infohash, body)
         self.send_body(200, body, "video/MP2T")
@@ -248,11 +248,40 @@ def _packet_source(media_file: str | None) -> mpegts.TSGenerator | MediaLoop:
     return MediaLoop(_MEDIA_CACHE[media_file])
 
 
-_SEGMENT_CACHE: list[bytes] = []
+_SEGMENT_CACHE: dict[str, list[bytes]] = {}
 
 
-def _segment() -> bytes:
-    """The one HLS segment body every segment request gets, built on first use."""
-    if not _SEGMENT_CACHE:
-        _SEGMENT_CACHE.append(mpegts.segment_bytes(HLS_SEGMENT_PACKETS))
-    return _SEGMENT_CACHE[0]
+def media_segments(data: bytes, packets: int = HLS_SEGMENT_PACKETS) -> list[bytes]:
+    """A real MPEG-TS file cut into segments of about ``packets`` packets, each starting at a PAT before a key
+    frame (so a player decodes it on its own); the whole file as one segment when it has no PAT."""
+    size = mpegts.PACKET_SIZE
+    start = data.find(bytes([mpegts.SYNC_BYTE]))
+    body = data[start:start + (len(data) - start) // size * size]
+    pats = [i for i in range(0, len(body), size) if body[i + 1] & 0x5F == 0x40 and body[i + 2] == 0]
+    keyed = [at for at in pats if any(_random_access(body, at + k * size) for k in range(1, 4))]
+    pats = keyed or pats
+    if not pats:
+        return [body]
+    cuts = [pats[0]]
+    for at in pats:
+        if at - cuts[-1] >= packets * size:
+            cuts.append(at)
+    return [body[a:b] for a, b in zip(cuts, [*cuts[1:], len(body)], strict=True)]
+
+
+def _random_access(data: bytes, at: int) -> bool:
+    """Whether the packet at ``at`` sets random_access_indicator (a key frame starts in it)."""
+    return at + 6 <= len(data) and bool(data[at + 3] & 0x20) and data[at + 4] > 0 and bool(data[at + 5] & 0x40)
+
+
+def _segment(media_file: str | None, number: int) -> bytes:
+    """HLS segment ``number``: SIM_MEDIA_FILE's segments in turn (looping), else one synthetic segment."""
+    key = media_file or ""
+    if key not in _SEGMENT_CACHE:
+        if media_file:
+            with open(media_file, "rb") as fh:
+                _SEGMENT_CACHE[key] = media_segments(fh.read())
+        else:
+            _SEGMENT_CACHE[key] = [mpegts.segment_bytes(HLS_SEGMENT_PACKETS)]
+    segments = _SEGMENT_CACHE[key]
+    return segments[number % len(segments)]
