@@ -348,6 +348,10 @@ JSON_LESS: dict[tuple[str, str], str] = {
     ("get", "/metrics"): "text/plain",
     ("get", "/debug/bundle"): "application/gzip",
     ("get", "/ace/getstream"): "video/MP2T",
+    ("get", "/ace/manifest.m3u8"): "application/vnd.apple.mpegurl",
+    ("get", "/ace/hls/{stream_id}/{seq}.ts"): "video/MP2T",
+    ("get", "/playlist.m3u"): "audio/x-mpegurl",
+    ("post", "/playlist.m3u"): "audio/x-mpegurl",
 }
 
 
