@@ -23,7 +23,8 @@ CONTENT = "0a4848271c91ce2d8965ce416267c25047dc8141"
 
 @pytest.fixture(autouse=True)
 def media_engines(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Engine processes inherit the environment: they loop an ffmpeg-made H.264 file, playing after 0.5 s."""
+    """Engine processes inherit the environment: they loop an ffmpeg-made H.264 file at its own rate, playing after
+    0.5 s."""
     if shutil.which("ffmpeg") is None:
         pytest.fail("ffmpeg is missing: scripts/ensure-system.sh installs it", pytrace=False)
     out = tmp_path_factory.mktemp("media") / "media.ts"
@@ -31,6 +32,7 @@ def media_engines(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
                     "-c:v", "libx264", "-g", "25", "-f", "mpegts", str(out)], check=True, timeout=120)
     monkeypatch.setenv("SIM_TIME_TO_DL_S", "0.5")
     monkeypatch.setenv("SIM_MEDIA_FILE", str(out))
+    monkeypatch.setenv("SIM_STREAM_KBPS", f"{out.stat().st_size / 10 / 1000:.2f}")  # the file's own rate
 
 
 @pytest.fixture
