@@ -630,6 +630,12 @@ class ProxySettings(Group):
         description="Listen port of the standalone proxy (aceorch proxy), 1-65535, default 8001; the embedded proxy "
         "uses APP_PORT.",
     )
+    proxy_debug_log_dir: str | None = Field(
+        None,
+        description="Debug-log folder of the standalone proxy (aceorch proxy) when DEBUG_MODE is on: its own session "
+        "files (requests, engine_selection, provisioning, streams, clients, stress) go there; default unset "
+        "(DEBUG_LOG_DIR). The embedded proxy writes into the orchestrator's session instead.",
+    )
 
     @property
     def buffer_bytes(self) -> int:

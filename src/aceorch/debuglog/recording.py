@@ -82,8 +82,11 @@ def build_record(
 class Recorder:
     """The record path of :class:`~aceorch.debuglog.writer.DebugLog`: ``log()``, masking, ``seq``, the queue."""
 
-    def __init__(self, *, clock: Callable[[], datetime], queue_size: int, secrets: Sequence[str | None]) -> None:
+    def __init__(self, *, clock: Callable[[], datetime], queue_size: int, secrets: Sequence[str | None],
+                 categories: Sequence[str] | None = None) -> None:
         self._clock = clock
+        #: Category name -> file index; the orchestrator's categories unless a writer names its own.
+        self._cat_index = CAT_INDEX if categories is None else {c: i for i, c in enumerate(categories)}
         self._fast_clock = clock is utcnow
         self._queue_size = max(1, queue_size)
         self._high_water = max(1, self._queue_size // 2)
@@ -105,7 +108,7 @@ class Recorder:
 
         Raises ValueError for an unknown category (whether debug mode is on or not, so tests catch typos).
         """
-        cat = CAT_INDEX.get(category)
+        cat = self._cat_index.get(category)
         if cat is None:
             raise ValueError(f"unknown debug-log category {category!r}")
         s = self._session
@@ -115,7 +118,7 @@ class Recorder:
 
     def log_record(self, category: str, **fields: Any) -> dict[str, Any] | None:
         """Like :meth:`log`, and returns the record as written (None when debug mode is off)."""
-        cat = CAT_INDEX.get(category)
+        cat = self._cat_index.get(category)
         if cat is None:
             raise ValueError(f"unknown debug-log category {category!r}")
         s = self._session

@@ -16,6 +16,8 @@ from typing import Final, Literal, TypedDict, get_args
 
 __all__ = [
     "CATEGORIES",
+    "PROXY_CATEGORIES",
+    "PROXY_STRESS_EVENT_TYPES",
     "Category",
     "SEVERITIES",
     "Severity",
@@ -61,6 +63,27 @@ CATEGORIES: Final[tuple[Category, ...]] = get_args(Category)
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: Final[tuple[Severity, ...]] = ("info", "warning", "critical")
+
+#: The categories of the standalone proxy's own sessions (``aceorch proxy``, in PROXY_DEBUG_LOG_DIR); the
+#: embedded proxy writes into the orchestrator's ``streams`` category with ``component: "proxy"``.
+PROXY_CATEGORIES: Final[tuple[str, ...]] = (
+    "session",
+    "requests",
+    "engine_selection",
+    "provisioning",
+    "streams",
+    "clients",
+    "stress",
+    "errors",
+)
+
+#: ``event_type`` of the proxy's stress records, with their severities.
+PROXY_STRESS_EVENT_TYPES: Final[dict[str, Severity]] = {
+    "slow_request": "warning",
+    "slow_engine_selection": "warning",
+    "upstream_stall": "warning",
+    "viewers_lagging": "warning",
+}
 
 #: ``YYYYMMDD_HHMMSS`` (UTC start second), with ``_2``, ``_3``… when two sessions would share an id.
 SESSION_ID_RE: Final = re.compile(r"^\d{8}_\d{6}(?:_\d+)?$")

@@ -53,8 +53,11 @@ def reason(exc: OSError) -> str:
 class Session:
     """The state of one debug session: its files, its queue and its counters."""
 
-    def __init__(self, session_id: str, directory: Path, start_us: int, enabled_by: str, queue_size: int) -> None:
+    def __init__(self, session_id: str, directory: Path, start_us: int, enabled_by: str, queue_size: int,
+                 categories: tuple[str, ...] = records.CATEGORIES) -> None:
         self.id = session_id
+        #: The categories of this session's files (``session`` first and ``errors`` last, as in CATEGORIES).
+        self.categories = categories
         self.id_json = encode(session_id)
         self.directory = directory
         self.start_us = start_us
@@ -70,12 +73,13 @@ class Session:
         self.seq = 0
         self.last_us = start_us - 1
         self.closed = False
-        self.paths = [directory / records.session_file_name(session_id, c) for c in records.CATEGORIES]
-        self.fds: list[int] = [-1] * NCATS
-        self.idents: list[tuple[int, int] | None] = [None] * NCATS
-        self.partial: list[bytes] = [b""] * NCATS
-        self.written: list[int] = [0] * NCATS
-        self.bytes: list[int] = [0] * NCATS
+        self.paths = [directory / records.session_file_name(session_id, c) for c in categories]
+        n = len(categories)
+        self.fds: list[int] = [-1] * n
+        self.idents: list[tuple[int, int] | None] = [None] * n
+        self.partial: list[bytes] = [b""] * n
+        self.written: list[int] = [0] * n
+        self.bytes: list[int] = [0] * n
         self.dropped = 0
         self.error_active = False
         self.last_error: str | None = None
@@ -146,6 +150,7 @@ def create_session(
     *,
     reserved: set[str],
     last_id: str | None,
+    categories: tuple[str, ...] = records.CATEGORIES,
 ) -> Session:
     """Create the folder (if needed) and a new session's files; its id is added to ``reserved``.
 
@@ -164,7 +169,7 @@ def create_session(
         n += 1
         if sid in reserved or last_id == sid:
             continue
-        session = Session(sid, directory, start_us, by, queue_size)
+        session = Session(sid, directory, start_us, by, queue_size, categories)
         reserved.add(sid)
         try:
             session.open_files()

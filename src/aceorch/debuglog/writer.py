@@ -33,7 +33,7 @@ from aceorch.config import Settings
 from aceorch.debuglog import bundle as bundle_mod
 from aceorch.debuglog import records, retention
 from aceorch.debuglog.recording import Recorder
-from aceorch.debuglog.session import ERRORS, NCATS, SESSION, Session, create_session, reason
+from aceorch.debuglog.session import SESSION, Session, create_session, reason
 from aceorch.errors import DebugDirError
 from aceorch.models import format_time, utcnow
 
@@ -62,17 +62,24 @@ class DebugLog(Recorder):
         clock: Callable[[], datetime] = utcnow,
         queue_size: int = 50_000,
         on_drop: Callable[[int], None] | None = None,
+        categories: tuple[str, ...] = records.CATEGORIES,
+        log_dir: str | None = None,
     ) -> None:
         secrets = [settings.api_key_value()]
         if settings.vpn.gluetun_api_key is not None:
             secrets.append(settings.vpn.gluetun_api_key.get_secret_value())
-        super().__init__(clock=clock, queue_size=queue_size, secrets=secrets)
+        super().__init__(clock=clock, queue_size=queue_size, secrets=secrets, categories=categories)
+        # A writer with categories of its own (the standalone proxy's) starts with ``session`` and ends with
+        # ``errors`` like the orchestrator's; its folder may differ (PROXY_DEBUG_LOG_DIR).
+        self._categories = categories
+        self._ncats = len(categories)
+        self._errors = categories.index("errors")
         self._settings = settings
         self._version = version
         self._runtime_name = runtime_name
         self._on_drop = on_drop
-        self._log_dir_text = settings.debug.debug_log_dir
-        self._dir = Path(settings.debug.debug_log_dir).expanduser().absolute()
+        self._log_dir_text = log_dir or settings.debug.debug_log_dir
+        self._dir = Path(self._log_dir_text).expanduser().absolute()
         self._interval = settings.debug.debug_flush_interval_ms / 1000.0
         self._cap_bytes = settings.debug.debug_log_max_mb * 1024 * 1024
 
@@ -186,7 +193,7 @@ class DebugLog(Recorder):
                 SESSION,
                 {
                     "operation": "session_end",
-                    "records": {c: s.written[i] for i, c in enumerate(records.CATEGORIES)},
+                    "records": {c: s.written[i] for i, c in enumerate(self._categories)},
                     "dropped": s.dropped,
                     "duration_ms": round((end_us - s.start_us) / 1000.0, 2),
                 },
@@ -229,7 +236,7 @@ class DebugLog(Recorder):
                     s.queue = deque(maxlen=s.queue_size)
             if all(fd < 0 for fd in s.fds) and s.closed:
                 return
-            chunks: list[list[str]] = [[] for _ in range(NCATS)]
+            chunks: list[list[str]] = [[] for _ in range(self._ncats)]
             render, cache = self._render, self._ts_cache_writer
             for cat, item in batch:
                 if item.__class__ is str:
@@ -240,9 +247,9 @@ class DebugLog(Recorder):
             failed = self._check_files(s)
             forced: list[str] = []
             if s.total_bytes >= self._cap_bytes:
-                dropped = sum(len(chunks[i]) for i in range(NCATS) if i != SESSION)
+                dropped = sum(len(chunks[i]) for i in range(self._ncats) if i != SESSION)
                 if dropped:
-                    for i in range(NCATS):
+                    for i in range(self._ncats):
                         if i != SESSION:
                             chunks[i] = []
                     self._count_drops(s, dropped)
@@ -256,9 +263,9 @@ class DebugLog(Recorder):
                     line = self._error_line(s, "size_cap", "DebugLogFull", message)
                     if line:
                         forced.append(line)
-            for i in range(NCATS):
+            for i in range(self._ncats):
                 lines = chunks[i]
-                if i == ERRORS and forced:
+                if i == self._errors and forced:
                     lines.extend(forced)
                 if not lines and not s.partial[i]:
                     continue
@@ -329,7 +336,7 @@ class DebugLog(Recorder):
         logger.error("debug log write failed (%s); debug mode stays on and retries on the next flush", s.last_error)
         self._submit(
             s,
-            ERRORS,
+            self._errors,
             {
                 "component": "debuglog",
                 "operation": "write",
@@ -349,7 +356,7 @@ class DebugLog(Recorder):
             "traceback": None,
         }
         out: list[str] = []
-        self._submit(s, ERRORS, fields, into=out)
+        self._submit(s, self._errors, fields, into=out)
         return out[0] if out else ""
 
     def _count_drops(self, s: Session, n: int) -> None:
@@ -416,6 +423,7 @@ class DebugLog(Recorder):
                 self._queue_size,
                 reserved=self._reserved,
                 last_id=last.id if last is not None else None,
+                categories=self._categories,
             )
         except OSError as exc:
             raise DebugDirError(reason(exc)) from exc
@@ -427,7 +435,8 @@ class DebugLog(Recorder):
         Never deletes the current session. Returns the deleted session ids.
         """
         with self._retention_lock:
-            sessions = records.scan_sessions(self._dir)
+            own = self._categories != records.CATEGORIES
+            sessions = records.scan_sessions(self._dir, any_category=own)
             with self._state_lock:
                 protected = set(self._reserved)
                 current = self._session
@@ -452,7 +461,7 @@ class DebugLog(Recorder):
         files: list[dict[str, Any]] = []
         if active is not None:
             files = [
-                {"name": path.name, "category": records.CATEGORIES[i], "bytes": active.bytes[i]}
+                {"name": path.name, "category": self._categories[i], "bytes": active.bytes[i]}
                 for i, path in enumerate(active.paths)
             ]
         return {

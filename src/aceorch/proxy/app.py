@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,19 +12,22 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aceorch import __version__
-from aceorch.aiokits import request_id_var
+from aceorch.aiokits import request_id_var, trace_id_var
 from aceorch.config import Settings
 from aceorch.proxy import hls_routes, routes
 from aceorch.proxy.client import OrchestratorClient
+from aceorch.proxy.debug import ProxyDebug, standalone_log
 from aceorch.proxy.http_client import HttpOrchestrator
 from aceorch.proxy.hub import Hub
 
 __all__ = ["create_proxy_app", "RequestIdMiddleware"]
 
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
 
 class RequestIdMiddleware:
-    """Every request gets an id (the client's ``X-Request-ID`` when printable and short, else a new one), set as
-    the request's context and echoed in the answer."""
+    """Every request gets an id, set as the request's context and echoed in the answer: the client's
+    ``X-Request-ID`` when printable and short, else its ``traceparent``'s trace id, else 32 new hex digits."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -31,9 +36,14 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"x-request-id"), "")
-        rid = given if 1 <= len(given) <= 128 and all(33 <= ord(c) <= 126 for c in given) else secrets.token_hex(16)
+        headers = {k.lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        given = headers.get(b"x-request-id", "")
+        m = TRACEPARENT.match(headers.get(b"traceparent", "").strip().lower())
+        trace = m.group(1) if m and m.group(1) != "0" * 32 else None
+        ok = 1 <= len(given) <= 128 and all(33 <= ord(c) <= 126 for c in given)
+        rid = given if ok else (trace or secrets.token_hex(16))
         token = request_id_var.set(rid)
+        trace_token = trace_id_var.set(trace)
 
         async def tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -43,6 +53,7 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, tagged)
         finally:
+            trace_id_var.reset(trace_token)
             request_id_var.reset(token)
 
 
@@ -53,12 +64,18 @@ def create_proxy_app(settings: Settings, orchestrator_url: str,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         orch = client or HttpOrchestrator(orchestrator_url, api_key=settings.api_key_value())
-        app.state.proxy = Hub(settings.proxy, client=orch)
+        log = standalone_log(settings, version=__version__)
+        await asyncio.to_thread(log.start_from_env)
+        app.state.debug_log = log
+        app.state.proxy = Hub(settings.proxy, client=orch, record=ProxyDebug(log.log))
         try:
             yield
         finally:
-            await app.state.proxy.aclose()
-            await orch.aclose()
+            try:
+                await app.state.proxy.aclose()
+                await orch.aclose()
+            finally:
+                await asyncio.to_thread(log.close)
 
     app = FastAPI(title="aceorch proxy", version=__version__, lifespan=lifespan,
                   description=f"The aceorch stream proxy, for the orchestrator at {orchestrator_url}.")

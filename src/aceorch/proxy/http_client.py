@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from aceorch.aiokits import trace_id_var
 from aceorch.errors import (
     BreakerBlocked,
     CapacityBlocked,
@@ -61,8 +62,9 @@ class HttpOrchestrator:
         if not request_id:
             return {}
         out = {"X-Request-ID": request_id}
-        if HEX32.match(request_id):
-            out["traceparent"] = f"00-{request_id}-{secrets.token_hex(8)}-01"
+        trace = trace_id_var.get() or (request_id if HEX32.match(request_id) else None)
+        if trace:
+            out["traceparent"] = f"00-{trace}-{secrets.token_hex(8)}-01"
         return out
 
     async def engines(self) -> list[Engine]:

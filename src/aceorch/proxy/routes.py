@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from aceorch.aiokits import request_id_var
+from aceorch.proxy.debug import mask_client, request_fields
 from aceorch.proxy.hub import Hub, content_key
 from aceorch.proxy.schemas import ProxyStatusPublic, ProxyStreamPublic
 from aceorch.proxy.session import StreamSession, Viewer
@@ -68,9 +69,15 @@ def _key_refusal(request: Request) -> JSONResponse | None:
 
 
 def _client_address(request: Request) -> str:
-    host = request.client.host if request.client else ""
-    parts = host.split(".")
-    return ".".join(parts[:3] + ["0"]) + "/24" if len(parts) == 4 else host
+    return mask_client(request.client.host if request.client else "")
+
+
+def _done(hub: Hub, request: Request, response: Response, begin: float, sent: int = 0, **extra: Any) -> Response:
+    """Write the viewer request's ``requests`` record and hand its response back."""
+    hub.record("requests", **request_fields(request.method, request.url.path, response.status_code, begin, sent,
+                                            _client_address(request), request.headers.get("user-agent"),
+                                            request_id=request_id_var.get(), **extra))
+    return response
 
 
 @router.get("/ace/getstream", response_model=None, summary="Watch a stream (MPEG-TS)",
@@ -84,15 +91,16 @@ def _client_address(request: Request) -> str:
 async def getstream(request: Request) -> Response | TSResponse:
     """The stream of ``id=`` (or ``content_id=``, ``infohash=``) as MPEG-TS, shared with its other viewers."""
     hub = _hub(request)
+    begin = time.perf_counter()
     refusal = _token_refusal(request, hub)
     if refusal is not None:
-        return refusal
+        return _done(hub, request, refusal, begin)
     params = dict(request.query_params)
     found = content_key(params)
     if found is None:
-        return _error(400, {"detail": "give id=<content id> or infohash=<infohash>", "code": "missing_source"})
+        return _done(hub, request, _error(400, {"detail": "give id=<content id> or infohash=<infohash>",
+                                                "code": "missing_source"}), begin)
     key_type, key = found
-    begin = time.perf_counter()
     viewer = Viewer(request_id_var.get(), _client_address(request))
     for _ in range(2):
         session = hub.open(key_type, key, params, viewer.request_id)
@@ -101,22 +109,24 @@ async def getstream(request: Request) -> Response | TSResponse:
             await asyncio.wait_for(session.first_data.wait(), FIRST_BYTES_WAIT_S)
         except TimeoutError:
             session.detach(viewer, "start_timeout")
-            return _error(504, {"detail": f"the stream sent nothing within {FIRST_BYTES_WAIT_S:g} s",
+            late = _error(504, {"detail": f"the stream sent nothing within {FIRST_BYTES_WAIT_S:g} s",
                                 "code": "start_timeout"})
+            return _done(hub, request, late, begin, stream_key=key)
         except asyncio.CancelledError:
             session.detach(viewer, "client_left")
             raise
         if session.failure is not None:
             session.detach(viewer, "start_failed")
             f = session.failure
-            return _error(f.status, f.body, f.retry_after)
+            return _done(hub, request, _error(f.status, f.body, f.retry_after), begin, stream_key=key,
+                         error_code=f.body.get("code"))
         if session.alive or session.buffer.head > 0:
             break
         session.detach(viewer, "session_stopped")  # it stopped while we waited: start it again
     hub.counters["viewers_total"] += 1
     hub.record("requests", operation="first_byte_ready", stream_key=key, request_id=viewer.request_id,
                duration_ms=(time.perf_counter() - begin) * 1000)
-    return TSResponse(session, viewer)
+    return TSResponse(session, viewer, request=request, begin=begin)
 
 
 class TSResponse(Response):
@@ -124,13 +134,16 @@ class TSResponse(Response):
 
     media_type = "video/MP2T"
 
-    def __init__(self, session: StreamSession, viewer: Viewer) -> None:
+    def __init__(self, session: StreamSession, viewer: Viewer, *, request: Request | None = None,
+                 begin: float | None = None) -> None:
         # No Content-Length: the body never ends by itself (so Response's own header setup is not used).
         self.status_code = 200
         self.background = None
         self.raw_headers = [(b"content-type", b"video/MP2T"), (b"cache-control", b"no-cache")]
         self.session = session
         self.viewer = viewer
+        self._request = request
+        self._begin = begin if begin is not None else time.perf_counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         session, viewer = self.session, self.viewer
@@ -176,6 +189,9 @@ class TSResponse(Response):
         finally:
             watcher.cancel()
             session.detach(viewer, reason)
+            if self._request is not None:
+                _done(_hub(self._request), self._request, self, self._begin, viewer.bytes_out,
+                      stream_key=session.key, reason=reason)
 
 
 REFUSALS: dict[int | str, dict[str, Any]] = {401: {"description": "key missing"}, 403: {"description": "wrong key"}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from aceorch.cli.debug import events, files, findings, query, reports
+from aceorch.cli.debug import events, files, findings, query, reports, tracing
 
 __all__ = ["app"]
 
@@ -30,6 +30,7 @@ app.command("export")(query.export_cmd)
 app.command("sql")(query.sql_cmd)
 app.command("correlate")(findings.correlate_cmd)
 app.command("diagnose")(findings.diagnose_cmd)
+app.command("trace")(tracing.trace_cmd)
 app.command("html-report")(findings.html_report_cmd)
 app.command("archive")(files.archive_cmd)
 app.command("prune")(files.prune_cmd)
