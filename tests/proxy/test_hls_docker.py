@@ -92,7 +92,7 @@ async def test_ten_hls_readers_share_one_engine_session_and_each_segment_is_cut_
         assert frames >= 140
     sim, hls = counters(o)
     c = sim["counters"]
-    assert c["sessions_opened"] == 1 and c["getstream"] == 1 and c["requests"]["playback"] == 1, c
+    assert c["sessions_opened"] == 1 and c["requests"]["getstream"] == 1 and c["requests"]["playback"] == 1, c
     assert len(sim["sessions"]) == 1 and sim["sessions"][0]["readers"] == 1
     assert hls["hls_streams"] == 1
     # The segments were cut once from the one engine read and served from the cache to the ten readers.
@@ -141,6 +141,6 @@ def test_the_playlist_of_a_three_channel_file_opens_entry_by_entry_in_ffprobe(
         for entry in entries:
             probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
                                     entry], capture_output=True, text=True, timeout=90)
-            assert probe.returncode == 0 and probe.stdout.split() == ["h264"], (entry, probe.stderr)
+            assert probe.returncode == 0 and set(probe.stdout.split()) == {"h264"}, (entry, probe.stderr)
     posted = o.client.post("/playlist.m3u?format=hls", json={"m3u": f"{channels[0]}\n"})
     assert posted.text.splitlines() == ["#EXTM3U", f"http://127.0.0.1:{o.port}/ace/manifest.m3u8?id={channels[0]}"]
