@@ -85,6 +85,8 @@ def test_every_bash_block_of_the_guide_runs(tmp_path: Path) -> None:
     assert "acestream-" not in out("select(.duration_ms > 10000)")  # nothing that slow here
     assert "x-request-id: proxy-req-0001" in out("X-Request-ID: proxy-req-0001").lower()
     assert "start_acestream_success" in out('select(.request_id == "proxy-req-0001")')
+    trace = out("aceorch debug trace proxy-req-0001")
+    assert trace.index("start_acestream_begin") < trace.index("start_acestream_success"), trace
     assert "manifest.json" in out("tar -tzf bundle.tar.gz")
     assert "No problems found" in out("aceorch debug diagnose") or "→" in out("aceorch debug diagnose")
     assert (work / "report.html").stat().st_size > 1000
