@@ -124,17 +124,34 @@ def _load_orchestrator(reader: Reader, sessions: Sequence[Session]) -> list[_Beg
     return begins
 
 
-def _load_proxy(reader: Reader, proxy_dir: Path) -> list[dict[str, Any]]:
+#: acexy's provisioning outcomes: it writes no ``provision_request`` and sends no request id.
+ACEXY_OPERATIONS = ("provision_success", "provision_attempt_failed")
+
+
+def _load_proxy(reader: Reader, proxy_dir: Path) -> tuple[list[dict[str, Any]], str]:
+    """The proxy's provision requests, and the shape they came in (``aceorch`` or ``acexy``).
+
+    acexy's files have only outcomes; each becomes a request at its timestamp minus its ``duration_ms``
+    (when given), without a request id, so that it is paired by the 1 s window.
+    """
     requests: list[dict[str, Any]] = []
+    acexy: list[dict[str, Any]] = []
     for path in sorted(proxy_dir.glob("*_provisioning.jsonl")):
-        for record in reader.records(path, needle=b"provision_request"):
-            if record.get("operation") != "provision_request":
-                continue
+        for record in reader.records(path, needle=b"provision_"):
+            op = record.get("operation")
             t = ts_seconds(record.get("timestamp"))
-            if t is not None:
+            if t is None:
+                continue
+            if op == "provision_request":
                 requests.append({"t": t, "record": record})
+            elif op in ACEXY_OPERATIONS:
+                took = number(record.get("duration_ms")) or 0.0
+                acexy.append({"t": t - took / 1000.0, "record": {**record, "request_id": None}})
+    shape = "aceorch"
+    if not requests and acexy:
+        requests, shape = acexy, "acexy"
     requests.sort(key=lambda r: r["t"])
-    return requests
+    return requests, shape
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:
@@ -151,7 +168,7 @@ def _stats(values: list[float]) -> dict[str, float | None]:
 def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> dict[str, Any]:
     """Per proxy request: the matching orchestrator start, how it was matched, and its latencies."""
     begins = _load_orchestrator(reader, sessions)
-    proxy = _load_proxy(reader, proxy_dir)
+    proxy, shape = _load_proxy(reader, proxy_dir)
     by_rid: dict[str, list[_Begin]] = {}
     for begin in begins:
         if begin.request_id:
@@ -173,7 +190,8 @@ def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> d
             match = next((b for b in by_rid[rid] if not b.claimed), None)
             method = "request_id" if match else "unmatched"
         else:
-            lo = bisect.bisect_left(times, t)
+            # 1 ms of slack before: acexy's request time is computed (outcome time - duration) in floats.
+            lo = bisect.bisect_left(times, t - 0.001)
             hi = bisect.bisect_right(times, t + WINDOW_S)
             for begin in begins[lo:hi]:
                 # A begin that carries a request id the proxy also logged belongs to that request.
@@ -227,6 +245,8 @@ def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> d
     return {
         "sessions": [s.session_id for s in sessions],
         "proxy_dir": str(proxy_dir),
+        "proxy_shape": shape,
+        "pairing": "time_window" if shape == "acexy" else "request_id, else time_window",
         "proxy_requests": len(rows),
         "proxy_requests_outside_sessions": outside,
         "orchestrator_starts": len(begins),

@@ -76,6 +76,8 @@ def correlate_cmd(
         f"{m['time_window']} by the 1 s window, {m['unmatched']} unmatched; "
         f"{result['orchestrator_starts_without_proxy_request']} orchestrator start(s) without a proxy request"
     )
+    if result.get("proxy_shape") == "acexy":
+        out.print("  acexy's records (no provision_request, no request id): paired by the 1 s window only")
     for name, stats in result["latency"].items():
         if stats["count"]:
             out.print(
