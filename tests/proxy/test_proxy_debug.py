@@ -139,3 +139,28 @@ def test_five_viewers_on_three_channels_correlate_by_the_guide_and_by_request_id
     assert ops.index(("proxy", "provision_request")) < ops.index(("orchestrator", "start_acestream_begin"))
     res = runner.invoke(debug_app, ["trace", "v3", "--dir", str(odir), "--proxy-dir", str(pdir)])
     assert res.exit_code == 0 and "start_acestream_begin" in res.output and "first_byte_ready" in res.output
+
+
+def test_the_embedded_proxy_gives_the_same_pairs_in_the_orchestrators_session(tmp_path: Path) -> None:
+    settings = live_settings(tmp_path, debug_mode=True, debug_log_dir=str(tmp_path / "debug_logs"),
+                             proxy_linger_s=30)
+    seen: set[int] = set()
+    last = 0.0
+    with live_server(settings) as orch:
+        for rid, channel in [("e1", 0), ("e2", 0), ("e3", 1), ("e4", 1), ("e5", 2)]:
+            if channel not in seen:
+                time.sleep(max(0.0, 1.2 - (time.monotonic() - last)))  # as above: new channels 1 s apart
+                last = time.monotonic()
+                seen.add(channel)
+            watch(f"{orch.url}/ace/getstream?id={CHANNELS[channel]}", rid)
+    odir = tmp_path / "debug_logs"
+    runner = CliRunner()
+    res = runner.invoke(debug_app, ["correlate", "--dir", str(odir), "--proxy-dir", str(odir), "--json"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.output)
+    assert result["matched"] == {"request_id": 3, "time_window": 0, "unmatched": 0}
+    assert sorted(r["request_id"] for r in result["requests"]) == ["e1", "e3", "e5"]
+    res = runner.invoke(debug_app, ["trace", "e3", "--dir", str(odir), "--json"])
+    ops = [r["operation"] for r in json.loads(res.output)]
+    assert ops.index("proxy_provision_request") < ops.index("start_acestream_begin") < ops.index(
+        "start_acestream_success"), ops

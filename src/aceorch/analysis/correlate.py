@@ -147,6 +147,13 @@ def _load_proxy(reader: Reader, proxy_dir: Path) -> tuple[list[dict[str, Any]], 
             elif op in ACEXY_OPERATIONS:
                 took = number(record.get("duration_ms")) or 0.0
                 acexy.append({"t": t - took / 1000.0, "record": {**record, "request_id": None}})
+    # The embedded proxy's records are in the orchestrator's own streams files (``component: "proxy"``).
+    for path in sorted(proxy_dir.glob("*_streams.jsonl")):
+        for record in reader.records(path, needle=b"proxy_provision_request"):
+            if record.get("operation") == "proxy_provision_request" and record.get("component") == "proxy":
+                t = ts_seconds(record.get("timestamp"))
+                if t is not None:
+                    requests.append({"t": t, "record": record})
     shape = "aceorch"
     if not requests and acexy:
         requests, shape = acexy, "acexy"
