@@ -41,8 +41,8 @@ pytestmark = pytest.mark.chaos
 #: Cases per operation: 20 in the default run (deterministic), 200 under ``-m chaos`` (random); CHAOS_EXAMPLES wins.
 DEFAULT_EXAMPLES, CHAOS_RUN_EXAMPLES = 20, 200
 PROVISIONING_ROUTES = {"POST /provision/acestream", "POST /provision", "POST /scale/{demand}"}
-#: The built-in proxy's routes: their error bodies are ``{"detail": str, "code": str}``.
-PROXY_PREFIXES = ("/ace/", "/proxy/")
+#: The built-in proxy's routes and its playlist: their error bodies are ``{"detail": str, "code": str}``.
+PROXY_PREFIXES = ("/ace/", "/proxy/", "/playlist.m3u")
 ERROR_KEYS = {"error", "code", "message", "recovery_eta_seconds", "can_retry", "should_wait"}
 
 
