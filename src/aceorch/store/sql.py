@@ -51,6 +51,8 @@ Write = Callable[[AsyncConnection], Awaitable[None]]
 
 #: How long SQLite waits for a lock held by another process before failing, in seconds.
 SQLITE_BUSY_TIMEOUT_S = 10.0
+#: Opens of a SQLite file another process holds locked (both migrating at start-up), before giving up.
+SQLITE_OPEN_ATTEMPTS = 5
 #: How long connecting to PostgreSQL may take before the database counts as away, in seconds.
 CONNECT_TIMEOUT_S = 5.0
 #: How long closing the store waits for queued writes to land, in seconds.
@@ -131,12 +133,23 @@ class SqlStore:
         if self._engine is not None:
             return
         try:
-            await self._open_once()
+            await self._open_sqlite_patiently() if self._url.get_backend_name() == "sqlite" else await self._open_once()
         except StoreUnavailable:
             if self._url.get_backend_name() == "postgresql" and self._opener is None and not self._closed:
                 self._down = True  # the caller says so; the line saying it answers again comes from here
                 self._opener = asyncio.create_task(self._open_later(), name="store open retry")
             raise
+
+    async def _open_sqlite_patiently(self) -> None:
+        """Open a SQLite file, trying again while another process holds it locked (two instances starting at once)."""
+        for attempt in range(SQLITE_OPEN_ATTEMPTS):
+            try:
+                await self._open_once()
+                return
+            except StoreUnavailable as exc:
+                if "database is locked" not in str(exc) or attempt == SQLITE_OPEN_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     async def _open_later(self) -> None:
         delay = 1.0
