@@ -187,7 +187,10 @@ def test_a_second_concurrent_reader_is_refused(start_engine: StartEngine) -> Non
     content = path_of(sim.get(path_of(session["playback_url"])).headers["Location"])
     with sim.client.stream("GET", content) as first:
         assert first.status_code == 200
-        next(first.iter_bytes())
+        # Keep the iterator referenced: a dropped one is finalised at once, and httpcore closes the connection
+        # on that GeneratorExit, which frees the engine's reader slot before the second request arrives.
+        chunks = first.iter_bytes()
+        next(chunks)
         # Read only the status line and headers: a wrongly served second reader would be an endless body.
         with sim.client.stream("GET", content) as second:
             assert second.status_code == 500, f"second reader served; engine state: {sim.state()['sessions']}"
