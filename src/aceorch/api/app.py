@@ -19,6 +19,7 @@ from aceorch.debuglog.writer import DebugLog
 from aceorch.proxy import hls_routes as proxy_hls_routes
 from aceorch.proxy import routes as proxy_routes
 from aceorch.proxy.hub import Hub, embedded_record
+from aceorch.proxy.metrics import ProxyCollector
 from aceorch.runtime.base import Runtime
 from aceorch.runtime.factory import make_runtime
 from aceorch.service.core import Service
@@ -50,6 +51,7 @@ def create_app(
         await svc.start()
         app.state.proxy = Hub(settings.proxy, client=ProxyLink(svc), record=embedded_record(svc.record))
         svc.viewers = lambda: int(app.state.proxy.status()["viewers"])
+        svc.metrics.registry.register(ProxyCollector(app.state.proxy))
         try:
             yield
         finally:

@@ -15,6 +15,7 @@ from aceorch import __version__
 from aceorch.aiokits import request_id_var, trace_id_var
 from aceorch.config import Settings
 from aceorch.proxy import hls_routes, routes
+from aceorch.proxy import metrics as proxy_metrics
 from aceorch.proxy.client import OrchestratorClient
 from aceorch.proxy.debug import ProxyDebug, standalone_log
 from aceorch.proxy.http_client import HttpOrchestrator
@@ -68,6 +69,7 @@ def create_proxy_app(settings: Settings, orchestrator_url: str,
         await asyncio.to_thread(log.start_from_env)
         app.state.debug_log = log
         app.state.proxy = Hub(settings.proxy, client=orch, record=ProxyDebug(log.log))
+        app.state.proxy_metrics = proxy_metrics.proxy_registry(app.state.proxy)
         try:
             yield
         finally:
@@ -82,6 +84,7 @@ def create_proxy_app(settings: Settings, orchestrator_url: str,
     app.state.settings = settings
     app.include_router(routes.router)
     app.include_router(hls_routes.router)
+    app.include_router(proxy_metrics.router)
 
     @app.get("/healthz", summary="The proxy answers")
     async def healthz() -> dict[str, str]:

@@ -68,6 +68,9 @@ class Hub:
         self._ended: set[asyncio.Task[None]] = set()
         #: Stopped sessions whose engine-session stops may still run.
         self._stopped: list[StreamSession] = []
+        #: Sessions stopping (gone from ``sessions``, their totals not yet the hub's): still summed by status(),
+        #: so that no total goes back while a session stops.
+        self._closing: set[StreamSession] = set()
         self.counters: dict[str, int] = {"sessions_started": 0, "sessions_ended": 0, "viewers_total": 0,
                                          "start_failures": 0}
         self._ended_totals: dict[str, int] = {"bytes_in": 0, "bytes_out": 0, "lagged": 0, "stalled": 0,
@@ -94,8 +97,11 @@ class Hub:
         if task is not None and not task.done():
             self._ended.add(task)
             task.add_done_callback(self._ended.discard)
+        if session.state != "stopped" and not session.counted:
+            self._closing.add(session)
         if session.state == "stopped" and not session.counted:
             session.counted = True
+            self._closing.discard(session)
             self._stopped = [s for s in self._stopped if s.stops] + [session]
             self.counters["sessions_ended"] += 1
             if session.failure is not None:
@@ -112,17 +118,18 @@ class Hub:
     def status(self) -> dict[str, Any]:
         """The live counters (``/ace/status``)."""
         live = list(self.sessions.values())
+        summed = live + list(self._closing)
         t = self._ended_totals
         return {
             "status": "ok",
             "streams": len(live),
             "viewers": sum(len(s.viewers) for s in live),
-            "bytes_in": t["bytes_in"] + sum(s.buffer.bytes_in for s in live),
-            "bytes_out": t["bytes_out"] + sum(s.bytes_out_done + sum(v.bytes_out for v in s.viewers) for s in live),
-            "lagged": t["lagged"] + sum(s.lagged for s in live),
-            "stalled": t["stalled"] + sum(s.stalled for s in live),
-            "reconnects": t["reconnects"] + sum(s.reconnects for s in live),
-            "failovers": t["failovers"] + sum(s.failovers for s in live),
+            "bytes_in": t["bytes_in"] + sum(s.buffer.bytes_in for s in summed),
+            "bytes_out": t["bytes_out"] + sum(s.bytes_out_done + sum(v.bytes_out for v in s.viewers) for s in summed),
+            "lagged": t["lagged"] + sum(s.lagged for s in summed),
+            "stalled": t["stalled"] + sum(s.stalled for s in summed),
+            "reconnects": t["reconnects"] + sum(s.reconnects for s in summed),
+            "failovers": t["failovers"] + sum(s.failovers for s in summed),
             **self.counters,
         }
 

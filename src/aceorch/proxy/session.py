@@ -56,6 +56,8 @@ class Viewer:
     joined: float = field(default_factory=time.monotonic)
     bytes_out: int = 0
     lagged: int = 0
+    #: ``time.monotonic()`` of the viewer's last move to the live edge (None: never).
+    last_lag: float | None = None
 
 
 class StreamSession:
@@ -160,6 +162,7 @@ class StreamSession:
     def counted_lag(self, viewer: Viewer, lags: int) -> None:
         """A viewer was moved to the live edge ``lags`` more times."""
         viewer.lagged += lags
+        viewer.last_lag = time.monotonic()
         self.lagged += lags
         self._record("clients", operation="client_lagged", stream_key=self.key, request_id=viewer.request_id,
                      lagged=viewer.lagged)
