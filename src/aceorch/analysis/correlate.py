@@ -7,7 +7,9 @@ when both sides have it the join is exact; only requests without a usable id fal
 
 Each joined request gets three latencies: proxy request → orchestrator begin, begin → engine ready (the
 ``duration_ms`` of ``start_acestream_success``, which runs from begin until the engine API answers), and
-proxy request → ready.
+proxy request → ready; beside them the viewer's own time to first byte (the proxy's ``first_byte_ready``
+record of the same request id). Every viewer request of the proxy is listed too (``viewer_requests``), with
+its time to first byte or the status it was refused with, and summarised (``viewer_ttfb``: p50/p95/max).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aceorch.analysis.fields import number, percentile, text, ts_seconds
+from aceorch.analysis.proxy_side import proxy_records, viewer_requests, viewer_row
 from aceorch.analysis.reader import Reader
 from aceorch.analysis.sessions import Session
 
@@ -136,24 +139,16 @@ def _load_proxy(reader: Reader, proxy_dir: Path) -> tuple[list[dict[str, Any]], 
     """
     requests: list[dict[str, Any]] = []
     acexy: list[dict[str, Any]] = []
-    for path in sorted(proxy_dir.glob("*_provisioning.jsonl")):
-        for record in reader.records(path, needle=b"provision_"):
-            op = record.get("operation")
-            t = ts_seconds(record.get("timestamp"))
-            if t is None:
-                continue
-            if op == "provision_request":
-                requests.append({"t": t, "record": record})
-            elif op in ACEXY_OPERATIONS:
-                took = number(record.get("duration_ms")) or 0.0
-                acexy.append({"t": t - took / 1000.0, "record": {**record, "request_id": None}})
-    # The embedded proxy's records are in the orchestrator's own streams files (``component: "proxy"``).
-    for path in sorted(proxy_dir.glob("*_streams.jsonl")):
-        for record in reader.records(path, needle=b"proxy_provision_request"):
-            if record.get("operation") == "proxy_provision_request" and record.get("component") == "proxy":
-                t = ts_seconds(record.get("timestamp"))
-                if t is not None:
-                    requests.append({"t": t, "record": record})
+    for record in proxy_records(reader, proxy_dir, "provisioning", ("provision_request", *ACEXY_OPERATIONS)):
+        op = record.get("operation")
+        t = ts_seconds(record.get("timestamp"))
+        if t is None:
+            continue
+        if op == "provision_request":
+            requests.append({"t": t, "record": record})
+        else:
+            took = number(record.get("duration_ms")) or 0.0
+            acexy.append({"t": t - took / 1000.0, "record": {**record, "request_id": None}})
     shape = "aceorch"
     if not requests and acexy:
         requests, shape = acexy, "acexy"
@@ -176,6 +171,8 @@ def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> d
     """Per proxy request: the matching orchestrator start, how it was matched, and its latencies."""
     begins = _load_orchestrator(reader, sessions)
     proxy, shape = _load_proxy(reader, proxy_dir)
+    viewers = viewer_requests(reader, proxy_dir)
+    ttfb = {v.request_id: v for v in viewers if v.request_id is not None}
     by_rid: dict[str, list[_Begin]] = {}
     for begin in begins:
         if begin.request_id:
@@ -221,7 +218,14 @@ def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> d
             "outcome": None,
             "container_name": None,
             "reason": None,
+            "viewer_ttfb_ms": None,
+            "viewer_status": None,
         }
+        viewer = ttfb.get(rid) if rid is not None else None
+        if viewer is not None:
+            row["viewer_ttfb_ms"] = None if viewer.ttfb_ms is None else round(viewer.ttfb_ms, 3)
+            row["viewer_status"] = viewer.status if viewer.status is not None else (
+                200 if viewer.ttfb_ms is not None else None)
         if match is not None:
             match.claimed = True
             row["orchestrator_begin"] = match.timestamp
@@ -246,6 +250,9 @@ def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> d
     def column(name: str) -> list[float]:
         return [r[name] for r in rows if r[name] is not None]
 
+    if span is not None:
+        viewers = [v for v in viewers if span[0] <= v.t_start <= span[1]]
+    served = [v.ttfb_ms for v in viewers if v.ttfb_ms is not None]
     methods: dict[str, int] = {"request_id": 0, "time_window": 0, "unmatched": 0}
     for row in rows:
         methods[row["method"]] += 1
@@ -263,6 +270,15 @@ def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> d
             "proxy_to_orchestrator": _stats(column("proxy_to_orchestrator_ms")),
             "begin_to_ready": _stats(column("begin_to_ready_ms")),
             "proxy_to_ready": _stats(column("proxy_to_ready_ms")),
+            "viewer_ttfb": _stats(served),
+            "viewer_ttfb_provisioned": _stats(column("viewer_ttfb_ms")),
+        },
+        "viewers": {
+            "total": len(viewers),
+            "served": len(served),
+            "refused": sum(1 for v in viewers if v.refused),
+            "provisioned": sum(1 for v in viewers if v.provisioned),
         },
         "requests": rows,
+        "viewer_requests": [viewer_row(v) for v in viewers],
     }

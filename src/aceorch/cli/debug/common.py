@@ -25,6 +25,9 @@ __all__ = [
     "PROGRESS_THRESHOLD_BYTES",
     "DEFAULT_DIR",
     "DirOpt",
+    "ProxyDirOpt",
+    "PROXY_DIR_CANDIDATES",
+    "proxy_dir_for",
     "SessionOpt",
     "AllOpt",
     "JsonOpt",
@@ -52,6 +55,32 @@ AllOpt = Annotated[bool, typer.Option("--all", help="Every session in the folder
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 DEFAULT_DIR = Path("./debug_logs")
+
+ProxyDirOpt = Annotated[
+    Path | None,
+    typer.Option("--proxy-dir", help="The standalone proxy's debug log folder (default: ../proxy/debug_logs or "
+                 "proxy_debug_logs beside --dir's folder if one exists, else --dir itself, where the embedded "
+                 "proxy writes)."),
+]
+
+#: Where a standalone proxy's folder is looked for, relative to the folder that holds ``--dir``: the debug-mode
+#: guide's two layouts (``debug_logs`` + ``../proxy/debug_logs``, and ``proxy_debug_logs`` beside it).
+PROXY_DIR_CANDIDATES = (Path("..") / "proxy" / "debug_logs", Path("proxy_debug_logs"))
+
+
+def proxy_dir_for(log_dir: Path, given: Path | None) -> Path:
+    """The proxy's folder: ``given`` (which must exist), else the first of :data:`PROXY_DIR_CANDIDATES` that
+    exists beside ``log_dir``, else ``log_dir`` itself (the embedded proxy's records are in the orchestrator's)."""
+    if given is not None:
+        if not given.is_dir():
+            raise fail(f"proxy log folder not found: {given}")
+        return given
+    base = log_dir.parent
+    for candidate in PROXY_DIR_CANDIDATES:
+        path = base / candidate
+        if path.is_dir() and path.resolve() != log_dir.resolve():
+            return path
+    return log_dir
 
 
 def console() -> Console:

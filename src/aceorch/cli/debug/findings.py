@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from aceorch.analysis.correlate import correlate
@@ -16,30 +17,30 @@ from aceorch.cli.debug.common import (
     AllOpt,
     DirOpt,
     JsonOpt,
+    ProxyDirOpt,
     SessionOpt,
     console,
-    fail,
     fmt_ms,
     human_size,
     open_reader,
     pick_sessions,
     print_json,
+    proxy_dir_for,
 )
 
 __all__ = ["correlate_cmd", "diagnose_cmd", "html_report_cmd"]
 
 
 def correlate_cmd(
-    proxy_dir: Annotated[Path, typer.Option("--proxy-dir", help="The proxy's debug log folder.")],
+    proxy_dir: ProxyDirOpt = None,
     log_dir: DirOpt = DEFAULT_DIR,
     session: SessionOpt = None,
     all_sessions: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Join proxy provision_request records with orchestrator starts; print each latency."""
-    if not proxy_dir.is_dir():
-        raise fail(f"proxy log folder not found: {proxy_dir}")
+    """Join proxy provision_request records with orchestrator starts; print each latency and viewers' TTFB."""
     chosen = pick_sessions(log_dir, session, all_sessions)
+    proxy_dir = proxy_dir_for(log_dir, proxy_dir)
     with open_reader(chosen, ("provisioning",)) as reader:
         result = correlate(reader, chosen, proxy_dir)
     if as_json:
@@ -55,6 +56,7 @@ def correlate_cmd(
         "proxy→orch",
         "begin→ready",
         "total",
+        "viewer TTFB",
         "outcome",
     ):
         table.add_column(column)
@@ -67,9 +69,11 @@ def correlate_cmd(
             fmt_ms(r["proxy_to_orchestrator_ms"], 1),
             fmt_ms(r["begin_to_ready_ms"], 1),
             fmt_ms(r["proxy_to_ready_ms"], 1),
+            fmt_ms(r["viewer_ttfb_ms"], 1),
             str(r["outcome"] or "–"),
         )
     out.print(table)
+    _print_viewers(out, result)
     m = result["matched"]
     out.print(
         f"{result['proxy_requests']} proxy request(s): {m['request_id']} by request_id, "
@@ -84,6 +88,33 @@ def correlate_cmd(
                 f"  {name}: avg {fmt_ms(stats['avg_ms'], 1)} ms, p50 {fmt_ms(stats['p50_ms'], 1)} ms, "
                 f"p95 {fmt_ms(stats['p95_ms'], 1)} ms, max {fmt_ms(stats['max_ms'], 1)} ms"
             )
+
+
+#: Viewer requests listed in the table output at most (``--json`` has them all).
+VIEWER_ROWS = 200
+
+
+def _print_viewers(out: Console, result: dict[str, Any]) -> None:
+    """The viewers' side: each viewer request's time to first byte, or the status it was refused with."""
+    rows = result["viewer_requests"]
+    if not rows:
+        return
+    table = Table(title="Viewer requests: time to first byte (ms)")
+    for column in ("started", "request id", "stream", "TTFB", "status", "provisioned"):
+        table.add_column(column)
+    for v in rows[:VIEWER_ROWS]:
+        status = "" if v["status"] is None else str(v["status"])
+        if v["error_code"]:
+            status += f" {v['error_code']}"
+        table.add_row(str(v["started"]), str(v["request_id"] or ""), str(v["stream_key"] or "")[:16],
+                      fmt_ms(v["ttfb_ms"], 1), status.strip() or ("200" if v["ttfb_ms"] is not None else "–"),
+                      "yes" if v["provisioned"] else "")
+    out.print(table)
+    if len(rows) > VIEWER_ROWS:
+        out.print(f"… {len(rows) - VIEWER_ROWS} more viewer requests (--json lists them all)")
+    n = result["viewers"]
+    out.print(f"{n['total']} viewer request(s): {n['served']} got a first byte, {n['refused']} refused, "
+              f"{n['provisioned']} asked for an engine")
 
 
 def diagnose_cmd(

@@ -9,7 +9,7 @@ import typer
 
 from aceorch.analysis.reader import Reader
 from aceorch.analysis.trace import describe, trace
-from aceorch.cli.debug.common import DEFAULT_DIR, DirOpt, JsonOpt, console, fail, print_json
+from aceorch.cli.debug.common import DEFAULT_DIR, DirOpt, JsonOpt, ProxyDirOpt, console, fail, print_json, proxy_dir_for
 
 __all__ = ["trace_cmd"]
 
@@ -17,17 +17,14 @@ __all__ = ["trace_cmd"]
 def trace_cmd(
     request_id: Annotated[str, typer.Argument(help="The request id (X-Request-ID) or trace id to follow.")],
     log_dir: DirOpt = DEFAULT_DIR,
-    proxy_dir: Annotated[
-        Path | None, typer.Option("--proxy-dir", help="The standalone proxy's debug log folder, if any.")
-    ] = None,
+    proxy_dir: ProxyDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Every record of one request across the orchestrator's and the proxy's folders, in time order."""
-    folders = [("orchestrator", log_dir)]
-    if proxy_dir is not None:
-        if not proxy_dir.is_dir():
-            raise fail(f"proxy log folder not found: {proxy_dir}")
-        folders.append(("proxy", proxy_dir))
+    folders: list[tuple[str, Path]] = [("orchestrator", log_dir)]
+    found = proxy_dir_for(log_dir, proxy_dir)
+    if found.resolve() != log_dir.resolve():
+        folders.append(("proxy", found))
     rows = trace(Reader(), folders, request_id)
     if as_json:
         print_json([{k: v for k, v in r.items()} for r in rows])
