@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from aceorch import __version__
 from aceorch.aiokits import request_id_var, trace_id_var
 from aceorch.config import Settings
-from aceorch.proxy import hls_routes, routes
+from aceorch.proxy import debug_routes, hls_routes, routes
 from aceorch.proxy import metrics as proxy_metrics
 from aceorch.proxy.client import OrchestratorClient
 from aceorch.proxy.debug import ProxyDebug, standalone_log
@@ -60,7 +60,7 @@ class RequestIdMiddleware:
 
 def create_proxy_app(settings: Settings, orchestrator_url: str,
                      client: OrchestratorClient | None = None) -> FastAPI:
-    """The standalone proxy: ``/ace/getstream``, ``/ace/status``, ``/proxy/streams`` and ``/healthz``."""
+    """The standalone proxy: ``/ace/getstream``, ``/ace/status``, ``/proxy/streams``, ``/debug/*`` and ``/healthz``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +84,7 @@ def create_proxy_app(settings: Settings, orchestrator_url: str,
     app.state.settings = settings
     app.include_router(routes.router)
     app.include_router(hls_routes.router)
+    app.include_router(debug_routes.router)
     app.include_router(proxy_metrics.router)
 
     @app.get("/healthz", summary="The proxy answers")
