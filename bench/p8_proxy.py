@@ -5,7 +5,10 @@ A real ``aceorch serve`` (process runtime: engines are ``python -m aceorch.sim e
 ``curl`` processes (fan-out) and a socket reader in a thread (gaps), so the client side costs the proxy nothing.
 
 - Fan-out at 1, 50 and 200 clients: the proxy process's CPU seconds per GB delivered, its peak RSS, each
-  client's bytes divided by the engine's bytes over the same window (min and median), from ``/__sim/state``.
+  client's bytes divided by the engine's bytes over the same window (min and median), from ``/__sim/state``;
+  and the p50 and p99 delay from the proxy's upstream read to its completed write to a client, from the proxy's
+  own ``orch_proxy_delivery_delay_seconds`` histogram on ``/metrics``, the difference over the window (without
+  that histogram, ``/ace/status``'s p50/p99 since the start).
 - Time to first byte: cold (no free engine: provisioning included) over raw (``POST /provision/acestream``, then
   the engine's own getstream and first byte); warm (a free engine, new channel) against the engine's own
   getstream plus first byte; join (channel already live).
@@ -29,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from aceorch.proxy.latency import quantile
 from bench import common
 
 NAME = "p8_proxy"
@@ -59,6 +63,39 @@ def sim_bytes(port: int) -> int:
     """Bytes the engine simulator has streamed."""
     state = httpx.get(f"http://127.0.0.1:{port}/__sim/state", timeout=5).json()
     return int(state["counters"]["bytes_streamed"])
+
+
+DELAY_BUCKET = 'orch_proxy_delivery_delay_seconds_bucket{le="'
+
+
+def delay_buckets(o: Any) -> dict[str, float] | None:
+    """The proxy's delivery-delay histogram from ``/metrics``: cumulative count by ``le``; None without one."""
+    r = o.client.get("/metrics", headers=o.auth)
+    if r.status_code != 200:
+        return None
+    out: dict[str, float] = {}
+    for line in r.text.splitlines():
+        if line.startswith(DELAY_BUCKET):
+            le, _, rest = line[len(DELAY_BUCKET):].partition('"')
+            out[le] = float(rest.split()[-1])
+    return out or None
+
+
+def delay_figures(o: Any, before: dict[str, float] | None, after: dict[str, float] | None) -> dict[str, Any]:
+    """p50 and p99 delivery delay (ms) over a window: from two histogram snapshots, else ``/ace/status``."""
+    if before is None or after is None:
+        status = o.client.get("/ace/status").json()
+        return {"delay_p50_ms": status.get("delivery_delay_p50_ms"),
+                "delay_p99_ms": status.get("delivery_delay_p99_ms"), "delay_writes": None,
+                "delay_source": "ace_status_since_start"}
+    bounds = sorted((le for le in after if le != "+Inf"), key=float)
+    cumulative = [after[le] - before.get(le, 0.0) for le in [*bounds, "+Inf"]]
+    counts = [int(round(c - p)) for c, p in zip(cumulative, [0.0, *cumulative[:-1]], strict=True)]
+    floats = [float(b) for b in bounds]
+    p50, p99 = quantile(floats, counts, 0.5), quantile(floats, counts, 0.99)
+    return {"delay_p50_ms": None if p50 is None else round(p50 * 1000, 2),
+            "delay_p99_ms": None if p99 is None else round(p99 * 1000, 2),
+            "delay_writes": sum(counts), "delay_source": "metrics_window"}
 
 
 def first_byte(url: str, timeout: float = 60) -> tuple[float, socket.socket]:
@@ -123,6 +160,7 @@ def fan_out(o: Any, n: int, seconds: float) -> dict[str, Any]:
     engine = o.engines()[0]
     pid = o.proc.pid
     time.sleep(1.0)
+    delays0 = delay_buckets(o)
     cpu0, sent0 = proc_cpu_s(pid), sim_bytes(engine["port"])
     began = time.monotonic()
     curl = ["curl", "-s", "-o", "/dev/null", "-m", str(seconds), "-w", "%{size_download} %{time_total}", url]
@@ -133,6 +171,7 @@ def fan_out(o: Any, n: int, seconds: float) -> dict[str, Any]:
         time.sleep(0.25)
     elapsed = time.monotonic() - began
     cpu1, sent1 = proc_cpu_s(pid), sim_bytes(engine["port"])
+    delays = delay_figures(o, delays0, delay_buckets(o))
     outs = [(p.communicate()[0] or "0 1").split() for p in procs]
     sizes = [int(float(size)) for size, _ in outs]
     sent = sent1 - sent0
@@ -146,7 +185,7 @@ def fan_out(o: Any, n: int, seconds: float) -> dict[str, Any]:
             "ratio_min": round(min(ratios), 4), "ratio_median": round(ratios[len(ratios) // 2], 4),
             "cpu_s": round(cpu, 2), "cores": round(cpu / elapsed, 3),
             "cpu_s_per_gb": round(cpu / (delivered / 1e9), 2) if delivered else None,
-            "peak_rss_mb": round(rss, 1)}
+            "peak_rss_mb": round(rss, 1), **delays}
 
 
 def engine_start_first_byte(port: int, content: str) -> float:
@@ -242,7 +281,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for f in fan:
         print(f"fan-out {f['clients']:>4} clients: per-client/source min {f['ratio_min']:.4f} median "
               f"{f['ratio_median']:.4f}; proxy {f['cores']:.3f} cores, {f['cpu_s_per_gb']} CPU s/GB, "
-              f"peak RSS {f['peak_rss_mb']} MB")
+              f"peak RSS {f['peak_rss_mb']} MB; upstream read to client write p50 {f['delay_p50_ms']} ms, "
+              f"p99 {f['delay_p99_ms']} ms ({f['delay_writes']} writes, {f['delay_source']})")
     print(f"TTFB cold {times['cold_s']} s / raw {times['raw_s']} s = {times['cold_over_raw']}; warm "
           f"{times['warm_ms']} ms vs engine {times['engine_getstream_ms']} ms; join {times['join_ms']} ms")
     print(f"read gaps: quiet max {cp['quiet_max_gap_ms']} ms, with {start_n} engines starting max "
@@ -256,7 +296,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         goal="200 clients ≥ 0.99 of the source each at ≤ 0.5 core; cold/raw ≤ 1.1; warm ≤ engine + 50 ms; "
              "join ≤ 50 ms; largest gap under load ≤ 250 ms",
         ratio=top["ratio_min"] or 1e-9, met=met,
-        summary=f"{top['clients']} clients at {top['ratio_min']:.3f}x source, {top['cores']:.2f} cores; cold/raw "
+        summary=f"{top['clients']} clients at {top['ratio_min']:.3f}x source, {top['cores']:.2f} cores, "
+                f"delay p99 {top['delay_p99_ms']} ms; cold/raw "
                 f"{times['cold_over_raw']}; warm +{times['warm_minus_engine_ms']} ms; join {times['join_ms']} ms; "
                 f"gap under load {cp['loaded_max_gap_ms']} ms",
         fan_out=fan, ttfb=times, control_plane=cp,

@@ -4,13 +4,16 @@ The upstream bytes are cut into chunks of whole 188-byte MPEG-TS packets and kep
 with its absolute offset in the stream. Every viewer holds only its own offset and is handed the very same chunk
 objects: nothing is copied per viewer, except the first, partial chunk of a viewer that joins mid-chunk. The
 oldest chunks are dropped once the buffer holds more than its capacity; a viewer whose offset fell behind the
-oldest chunk is moved to the live edge and counted as lagged.
+oldest chunk is moved to the live edge and counted as lagged. Each chunk keeps the monotonic time it was read
+from upstream (one clock read per write), so that the viewer's write can measure its delivery delay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["PACKET", "SYNC", "Chunk", "FanoutBuffer", "Cursor", "find_sync"]
@@ -54,13 +57,14 @@ def last_random_access(chunk: bytes) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """Whole packets of the stream, starting at absolute offset ``start``, with the offsets (in it) of its PATs
-    and of its last key-frame packet (-1: none)."""
+    """Whole packets of the stream, starting at absolute offset ``start``, with the offsets (in it) of its PATs,
+    of its last key-frame packet (-1: none), and the buffer clock's time when it was read from upstream."""
 
     start: int
     data: bytes
     pats: tuple[int, ...]
     key: int
+    at: float = 0.0
 
     @property
     def end(self) -> int:
@@ -77,10 +81,14 @@ class Cursor:
 
 
 class FanoutBuffer:
-    """The shared ring of one stream. Writes never wait; readers wait for new data with :meth:`wait`."""
+    """The shared ring of one stream. Writes never wait; readers wait for new data with :meth:`wait`.
 
-    def __init__(self, capacity: int) -> None:
+    ``clock`` (monotonic seconds) stamps each chunk's read time; a viewer compares it with the same clock.
+    """
+
+    def __init__(self, capacity: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = max(PACKET, capacity)
+        self.clock = clock
         self._chunks: deque[Chunk] = deque()
         self._size = 0
         self._carry = b""
@@ -118,7 +126,7 @@ class FanoutBuffer:
         if whole == 0:
             return 0
         body = bytes(buf[start:start + whole]) if (start or whole != len(buf)) else bytes(buf)
-        chunk = Chunk(self._head, body, pat_offsets(body), last_random_access(body))
+        chunk = Chunk(self._head, body, pat_offsets(body), last_random_access(body), self.clock())
         self._chunks.append(chunk)
         self._size += whole
         self._head += whole
@@ -171,10 +179,11 @@ class FanoutBuffer:
         """A new viewer's cursor, at :meth:`join_offset`."""
         return Cursor(self.join_offset())
 
-    def read(self, cursor: Cursor, max_chunks: int = 16) -> list[bytes]:
+    def read(self, cursor: Cursor, max_chunks: int = 16, times: list[float] | None = None) -> list[bytes]:
         """The data from the cursor to the live edge (at most ``max_chunks`` pieces); advances the cursor.
 
-        A cursor behind the tail first moves to the live edge and counts one lag.
+        A cursor behind the tail first moves to the live edge and counts one lag. With ``times``, each piece's
+        upstream read time (:attr:`Chunk.at`) is appended to it, in the order of the pieces.
         """
         if cursor.pos < self.tail:
             cursor.pos = self.join_offset()
@@ -192,6 +201,8 @@ class FanoutBuffer:
                 out.append(chunk.data[cursor.pos - chunk.start:])
             else:
                 out.append(chunk.data)
+            if times is not None:
+                times.append(chunk.at)
             cursor.pos = chunk.end
             idx += 1
         return out

@@ -17,6 +17,7 @@ import httpx
 from aceorch.aiokits import stop_tasks
 from aceorch.config import ProxySettings
 from aceorch.proxy.client import OrchestratorClient
+from aceorch.proxy.latency import DelayHistogram
 from aceorch.proxy.selection import Selector
 from aceorch.proxy.session import StreamSession
 from aceorch.proxy.upstream import SOURCE_KEYS
@@ -71,6 +72,8 @@ class Hub:
         #: Sessions stopping (gone from ``sessions``, their totals not yet the hub's): still summed by status(),
         #: so that no total goes back while a session stops.
         self._closing: set[StreamSession] = set()
+        #: Every viewer's delay from an upstream read to its completed write (read by status and metrics).
+        self.delivery_delay = DelayHistogram()
         self.counters: dict[str, int] = {"sessions_started": 0, "sessions_ended": 0, "viewers_total": 0,
                                          "start_failures": 0}
         self._ended_totals: dict[str, int] = {"bytes_in": 0, "bytes_out": 0, "lagged": 0, "stalled": 0,

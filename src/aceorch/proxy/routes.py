@@ -2,7 +2,9 @@
 
 Players cannot send headers, so ``/ace/*`` is open unless PROXY_API_KEY is set, then it needs ``?token=``.
 ``/proxy/streams`` needs the API key (bearer) when API_KEY is set. The app holds the
-:class:`~aceorch.proxy.hub.Hub` as ``app.state.proxy`` and the settings as ``app.state.settings``.
+:class:`~aceorch.proxy.hub.Hub` as ``app.state.proxy`` and the settings as ``app.state.settings``. Each viewer's
+completed write of a chunk adds the chunk's delay since its upstream read to the hub's ``delivery_delay``, from
+the moment that viewer first reached the live edge (the backlog a viewer joins with is not a delay).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from aceorch.aiokits import request_id_var
 from aceorch.proxy.debug import mask_client, request_fields
 from aceorch.proxy.hub import Hub, content_key
+from aceorch.proxy.latency import DelayHistogram
 from aceorch.proxy.schemas import ProxyStatusPublic, ProxyStreamPublic
 from aceorch.proxy.session import StreamSession, Viewer
 
@@ -126,7 +129,7 @@ async def getstream(request: Request) -> Response | TSResponse:
     hub.counters["viewers_total"] += 1
     hub.record("requests", operation="first_byte_ready", stream_key=key, request_id=viewer.request_id,
                duration_ms=(time.perf_counter() - begin) * 1000)
-    return TSResponse(session, viewer, request=request, begin=begin)
+    return TSResponse(session, viewer, request=request, begin=begin, delays=hub.delivery_delay)
 
 
 class TSResponse(Response):
@@ -135,7 +138,7 @@ class TSResponse(Response):
     media_type = "video/MP2T"
 
     def __init__(self, session: StreamSession, viewer: Viewer, *, request: Request | None = None,
-                 begin: float | None = None) -> None:
+                 begin: float | None = None, delays: DelayHistogram | None = None) -> None:
         # No Content-Length: the body never ends by itself (so Response's own header setup is not used).
         self.status_code = 200
         self.background = None
@@ -144,6 +147,7 @@ class TSResponse(Response):
         self.viewer = viewer
         self._request = request
         self._begin = begin if begin is not None else time.perf_counter()
+        self._delays = delays
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         session, viewer = self.session, self.viewer
@@ -161,19 +165,25 @@ class TSResponse(Response):
         watcher = asyncio.create_task(watch(), name="proxy viewer disconnect")
         reason = "client_left"
         cursor = buf.cursor()
+        delays, clock = self._delays, buf.clock
+        read_at: list[float] = []
+        live = False  # at the live edge once: from then on every write's delay is measured
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             while not gone.is_set():
-                pieces = buf.read(cursor, CHUNKS_PER_SEND)
+                read_at.clear()
+                pieces = buf.read(cursor, CHUNKS_PER_SEND, read_at)
                 if cursor.lagged > viewer.lagged:
                     session.counted_lag(viewer, cursor.lagged - viewer.lagged)
+                    live = False  # moved back to a join point: a backlog again
                 if not pieces:
                     if buf.closed:
                         reason = f"stream_{session.end_reason or 'ended'}"
                         break
+                    live = True
                     await buf.wait(cursor, 1.0)
                     continue
-                for piece in pieces:
+                for piece, at in zip(pieces, read_at, strict=True):
                     try:
                         async with asyncio.timeout(stall_s):
                             await send({"type": "http.response.body", "body": piece, "more_body": True})
@@ -182,6 +192,8 @@ class TSResponse(Response):
                         session.record_stalled(viewer, stall_s)
                         return
                     viewer.bytes_out += len(piece)
+                    if live and delays is not None:
+                        delays.observe(clock() - at)
             if not gone.is_set() and reason.startswith("stream_"):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
@@ -205,7 +217,9 @@ async def ace_status(request: Request) -> Response | ProxyStatusPublic:
     refusal = _token_refusal(request, hub)
     if refusal is not None:
         return refusal
-    return ProxyStatusPublic.model_validate(hub.status())
+    delay = hub.delivery_delay
+    return ProxyStatusPublic.model_validate({**hub.status(), "delivery_delay_p50_ms": delay.quantile_ms(0.5),
+                                             "delivery_delay_p99_ms": delay.quantile_ms(0.99)})
 
 
 @router.get("/proxy/streams", summary="The proxy's live streams", response_model=list[ProxyStreamPublic],

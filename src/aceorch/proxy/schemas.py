@@ -25,6 +25,10 @@ class ProxyStatusPublic(BaseModel):
     sessions_ended: int
     viewers_total: int
     start_failures: int
+    #: median and 99th percentile of the time from an engine read to a viewer's completed write, in milliseconds
+    #: (interpolated in fixed buckets; null before the first write)
+    delivery_delay_p50_ms: float | None
+    delivery_delay_p99_ms: float | None
 
 
 class ProxyEnginePublic(BaseModel):
