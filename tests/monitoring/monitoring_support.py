@@ -1,12 +1,17 @@
-"""Helpers of the monitoring tests: Debian's promtool and the sample names aceorch exports."""
+"""Helpers of the monitoring tests: Debian's promtool and the sample names aceorch exports (the orchestrator's and
+its built-in proxy's)."""
 
 from __future__ import annotations
 
 import re
 import shutil
+from types import SimpleNamespace
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from aceorch.config import Settings
+from aceorch.proxy.hub import Hub
+from aceorch.proxy.metrics import ProxyCollector
 from aceorch.service.metrics import Metrics
 
 #: An aceorch metric name inside PromQL.
@@ -21,8 +26,14 @@ def promtool() -> str:
 
 
 def exported_samples() -> set[str]:
-    """Every sample name the service exports (with ``_total``, ``_bucket``, ... suffixes), labelled children made."""
+    """Every sample name the service exports (with ``_total``, ``_bucket``, ... suffixes), labelled children made,
+    with the embedded proxy's collector registered as ``aceorch serve`` registers it."""
     m = Metrics(vpn_names=("gluetun",))
+    # the collector reads only the hub's state: no client or HTTP pool is used
+    hub = Hub(Settings(_env_file=None).proxy, client=SimpleNamespace(), http=SimpleNamespace())  # type: ignore[arg-type]
+    if not hasattr(hub, "delivery_delay"):
+        hub.delivery_delay = SimpleNamespace(buckets=(0.01,), counts=(0, 0), count=0, sum=0.0)  # type: ignore[attr-defined]
+    m.registry.register(ProxyCollector(hub))
     m.vpn_gluetun_restarts.labels(vpn="gluetun", outcome="restarted").inc()
     m.provision_duration.labels(kind="acestream").observe(1.0)
     m.provision_failures.labels(kind="acestream", code="general_error").inc()
