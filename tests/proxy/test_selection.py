@@ -33,8 +33,8 @@ class FakeClient:
         await asyncio.sleep(0)
         return list(self.list)
 
-    async def p2p_holder(self) -> str | None:
-        return self.holder
+    async def p2p_holders(self) -> frozenset[str]:
+        return frozenset({self.holder}) if self.holder else frozenset()
 
     async def provision(self, request_id: str | None) -> Engine:
         if len(self.list) >= self.cap:
@@ -54,6 +54,9 @@ class FakeClient:
     async def report_unhealthy(self, container_id: str, reason: str, request_id: str | None) -> None:
         return None
 
+    async def watch_engines(self, changed: Any, *, interval_s: float) -> None:
+        await asyncio.Event().wait()
+
     async def aclose(self) -> None:
         return None
 
@@ -66,12 +69,12 @@ def records() -> tuple[list[dict[str, Any]], Any]:
 def test_choose_prefers_fewest_streams_then_the_p2p_holder_then_idle_longest() -> None:
     es = [engine("busy", streams=["x"]), engine("recent", idle_min=1), engine("old", idle_min=30),
           engine("holder", idle_min=2), engine("sick", health=HealthStatus.UNHEALTHY)]
-    pick, seen = choose(es, load=lambda e: len(e.streams), limit=2, p2p_holder="holder")
+    pick, seen = choose(es, load=lambda e: len(e.streams), limit=2, p2p_holders=frozenset({"holder"}))
     assert pick is not None and pick.container_id == "holder"
-    pick, _ = choose(es, load=lambda e: len(e.streams), limit=2, p2p_holder=None)
+    pick, _ = choose(es, load=lambda e: len(e.streams), limit=2, p2p_holders=frozenset())
     assert pick is not None and pick.container_id == "old"
     assert {s["container_id"]: s["eligible"] for s in seen}["sick"] is False
-    full, _ = choose(es[:1], load=lambda e: len(e.streams), limit=1, p2p_holder=None)
+    full, _ = choose(es[:1], load=lambda e: len(e.streams), limit=1, p2p_holders=frozenset())
     assert full is None
 
 

@@ -1,15 +1,22 @@
 """The standalone proxy's orchestrator client: a remote aceorch over its HTTP API.
 
 ``GET /engines``, ``POST /provision/acestream``, ``POST /events/stream_started`` and ``/events/stream_ended``,
-with the API key as a bearer token and the viewer request's id as ``X-Request-ID`` (and a ``traceparent``
-carrying it when it is a 32-hex trace id), so that the orchestrator's records carry the same id.
+and ``POST /engines/{id}/health-report`` for an engine that hung under a live stream, with the API key as a
+bearer token and the viewer request's id as ``X-Request-ID`` (and a ``traceparent`` carrying it when it is a
+32-hex trace id), so that the orchestrator's records carry the same id.
+
+The P2P port holders are the engines ``GET /engines`` lists with the ``aceorch.p2p_port`` label (one per VPN).
+The engine watch polls ``GET /engines`` every ``interval_s``: one small request, robust to reconnects and needing
+no stream parser, and its delay (2 s by default) is small beside a VPN check interval.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
+import time
 from typing import Any
 
 import httpx
@@ -25,6 +32,7 @@ from aceorch.errors import (
     VpnBlocked,
 )
 from aceorch.models import Engine, HealthStatus, StreamStart, parse_time
+from aceorch.proxy.client import EnginesChanged
 
 __all__ = ["HttpOrchestrator"]
 
@@ -34,17 +42,22 @@ BLOCKED = {c.default_code: c for c in (RuntimeBlocked, VpnBlocked, BreakerBlocke
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 #: How long an engine start may take through the API (the orchestrator answers once the engine is ready).
 PROVISION_TIMEOUT_S = 120.0
+#: The label on the engine that holds its VPN's forwarded P2P port.
+P2P_LABEL = "aceorch.p2p_port"
 
 
 def _engine(d: dict[str, Any]) -> Engine:
     port = int(d.get("port") or d.get("host_http_port") or 0)
     used = d.get("last_stream_usage")
+    labels = {str(k): str(v) for k, v in (d.get("labels") or {}).items()}
+    p2p = labels.get(P2P_LABEL, "")
     return Engine(
         container_id=str(d["container_id"]), container_name=str(d.get("container_name") or d["container_id"]),
         host=str(d.get("host") or "127.0.0.1"), port=port, host_http_port=int(d.get("host_http_port") or port),
         container_http_port=int(d.get("container_http_port") or port), streams=list(d.get("streams") or []),
         health_status=HealthStatus(d.get("health_status") or "unknown"),
-        last_stream_usage=parse_time(used) if used else None,
+        last_stream_usage=parse_time(used) if used else None, labels=labels,
+        p2p_port=int(p2p) if p2p.isdigit() else None,
     )
 
 
@@ -56,6 +69,8 @@ class HttpOrchestrator:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout,
                                        transport=transport)
+        #: The P2P port holders of the last engine list.
+        self._holders: frozenset[str] = frozenset()
 
     @staticmethod
     def _ids(request_id: str | None) -> dict[str, str]:
@@ -71,11 +86,14 @@ class HttpOrchestrator:
         """``GET /engines``."""
         resp = await self._http.get("/engines")
         resp.raise_for_status()
-        return [_engine(d) for d in resp.json()]
+        engines = [_engine(d) for d in resp.json()]
+        self._holders = frozenset(e.container_id for e in engines if e.p2p_port is not None)
+        return engines
 
-    async def p2p_holder(self) -> str | None:
-        """Unknown over the API: the engine list does not say which engine holds the forwarded port."""
-        return None
+    async def p2p_holders(self) -> frozenset[str]:
+        """The engines labelled with a forwarded P2P port in the last engine list (selection reads it just
+        before), so that choosing an engine costs one request."""
+        return self._holders
 
     async def provision(self, request_id: str | None) -> Engine:
         """``POST /provision/acestream``; a refusal becomes the matching ProvisioningError."""
@@ -126,9 +144,31 @@ class HttpOrchestrator:
         resp.raise_for_status()
 
     async def report_unhealthy(self, container_id: str, reason: str, request_id: str | None) -> None:
-        """The API has no route for it: the orchestrator's own probes find the hung engine; logged here."""
-        logger.warning("engine %s hung under a live stream (%s); the orchestrator's health probes will see it",
-                       container_id[:12], reason)
+        """``POST /engines/{id}/health-report``; a failure is logged (the orchestrator's probes find it anyway)."""
+        body: dict[str, Any] = {"reason": reason[:500] or "hung", "request_id": request_id}
+        try:
+            resp = await self._http.post(f"/engines/{container_id}/health-report", json=body,
+                                         headers=self._ids(request_id))
+        except httpx.HTTPError as exc:
+            logger.warning("engine %s hung under a live stream (%s); the report failed: %s: %s",
+                           container_id[:12], reason, type(exc).__name__, exc)
+            return
+        if resp.status_code != 200:
+            logger.warning("engine %s hung under a live stream (%s); the report answered HTTP %d",
+                           container_id[:12], reason, resp.status_code)
+
+    async def watch_engines(self, changed: EnginesChanged, *, interval_s: float) -> None:
+        """``GET /engines`` every ``interval_s`` seconds, each answer handed to ``changed``, until cancelled; a
+        failed read is skipped (an orchestrator that does not answer says nothing about its engines)."""
+        while True:
+            asof = time.monotonic()
+            try:
+                listed = await self.engines()
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                logger.debug("engine watch: GET /engines failed: %s: %s", type(exc).__name__, exc)
+            else:
+                changed({e.container_id: e for e in listed}, asof)
+            await asyncio.sleep(interval_s)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

@@ -3,6 +3,11 @@
 A viewer's request finds the live session of its content or starts one; sessions remove themselves when they
 stop. The hub is built once per process (embedded in the orchestrator, or standalone) with its
 :class:`~aceorch.proxy.client.OrchestratorClient` and a record hook for the debug log.
+
+With the first session the hub starts its engine watch: the client reports each change of the engines' health
+(:meth:`~aceorch.proxy.client.OrchestratorClient.watch_engines`), and a live session whose engine the orchestrator
+gave up on is told to move (:func:`~aceorch.proxy.selection.move_reason` decides). The watch only signals; the
+sessions' own tasks do the moving, so the data path never waits on it.
 """
 
 from __future__ import annotations
@@ -16,15 +21,21 @@ import httpx
 
 from aceorch.aiokits import stop_tasks
 from aceorch.config import ProxySettings
+from aceorch.models import Engine
 from aceorch.proxy.client import OrchestratorClient
 from aceorch.proxy.latency import DelayHistogram
-from aceorch.proxy.selection import Selector
+from aceorch.proxy.selection import Selector, move_reason
 from aceorch.proxy.session import StreamSession
 from aceorch.proxy.upstream import SOURCE_KEYS
 
 __all__ = ["Hub", "content_key", "embedded_record"]
 
 logger = logging.getLogger(__name__)
+
+#: Wait before the engine watch starts again after its client's feed failed.
+WATCH_RETRY_S = 2.0
+#: Poll period of a client that cannot be notified of engine changes (the standalone proxy's HTTP client).
+HEALTH_WATCH_S = 2.0
 
 
 def embedded_record(record: Callable[..., None]) -> Callable[..., None]:
@@ -78,6 +89,7 @@ class Hub:
                                          "start_failures": 0}
         self._ended_totals: dict[str, int] = {"bytes_in": 0, "bytes_out": 0, "lagged": 0, "stalled": 0,
                                               "reconnects": 0, "failovers": 0}
+        self._watch: asyncio.Task[None] | None = None
 
     def open(self, key_type: str, key: str, params: Mapping[str, str], request_id: str | None) -> StreamSession:
         """The live session of this content, or a new one (started at once)."""
@@ -91,7 +103,34 @@ class Hub:
         self.sessions[key] = session
         self.counters["sessions_started"] += 1
         session.start()
+        if self._watch is None:
+            self._watch = asyncio.create_task(self._watch_engines(), name="proxy engine watch")
         return session
+
+    # -- the engine watch -----------------------------------------------------------------------------------
+    async def _watch_engines(self) -> None:
+        """Feed :meth:`engines_changed` from the client until the hub closes (restarted after a failure)."""
+        while True:
+            try:
+                await self.client.watch_engines(self.engines_changed, interval_s=HEALTH_WATCH_S)
+                return  # the feed ended: the orchestrator is stopping
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the watch must outlive its client's failures
+                logger.exception("the proxy's engine watch failed; it starts again in %g s", WATCH_RETRY_S)
+            await asyncio.sleep(WATCH_RETRY_S)
+
+    def engines_changed(self, engines: dict[str, Engine], asof: float) -> None:
+        """The engines (by id, read at ``asof``) may have changed: each live session whose engine is no longer
+        usable is told to move."""
+        for session in list(self.sessions.values()):
+            claim = session.claim
+            if claim is None:
+                continue
+            reason = move_reason(claim, engines, asof)
+            if reason is not None and session.move_off(claim, reason):
+                logger.info("stream %s: engine %s is %s; moving the stream", session.key[:12],
+                            claim.engine.container_name, reason.removeprefix("engine_"))
 
     def _closed(self, session: StreamSession) -> None:
         if self.sessions.get(session.key) is session:
@@ -157,6 +196,9 @@ class Hub:
     # -- stop -----------------------------------------------------------------------------------------------
     async def aclose(self) -> None:
         """Stop every session (their engine sessions stopped, their streams ended), then close the clients."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
         for session in list(self.sessions.values()):
             session.stop("proxy_shutdown")
         tasks = [t for t in self._ended if not t.done()]

@@ -2,14 +2,15 @@
 
 A stream claims its engine before any await; a claim lasts until the stream ends. An engine's load is its
 proxy claims plus the streams the orchestrator lists on it that the proxy did not start (another proxy's).
-Among the healthy engines below the limit: fewest streams first, then the holder of the VPN's forwarded P2P
-port, then the one idle longest. No free engine: one is provisioned and claimed the moment it is ready.
+Among the healthy engines below the limit: fewest streams first, then a holder of a VPN's forwarded P2P port
+(one per VPN), then the one idle longest. No free engine: one is provisioned and claimed the moment it is ready.
+:func:`move_reason` decides whether a live stream must leave its engine because the orchestrator gave up on it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ from aceorch.errors import ProvisioningError
 from aceorch.models import Engine, HealthStatus
 from aceorch.proxy.client import OrchestratorClient
 
-__all__ = ["Claim", "Selector", "choose", "SELECTABLE"]
+__all__ = ["Claim", "Selector", "choose", "move_reason", "SELECTABLE"]
 
 #: Engines a new stream may go to (a freshly started engine is still unknown until its first probe).
 SELECTABLE = frozenset({HealthStatus.HEALTHY, HealthStatus.UNKNOWN})
@@ -31,10 +32,12 @@ class Claim:
 
     key: str
     engine: Engine
+    #: When the claim was taken (``time.monotonic()``): engine states read before it say nothing about it.
+    at: float = field(default_factory=time.monotonic)
 
 
 def choose(
-    engines: Iterable[Engine], *, load: Callable[[Engine], int], limit: int, p2p_holder: str | None,
+    engines: Iterable[Engine], *, load: Callable[[Engine], int], limit: int, p2p_holders: frozenset[str],
     exclude: frozenset[str] = frozenset(),
 ) -> tuple[Engine | None, list[dict[str, Any]]]:
     """The engine for a new stream (None when all are full), and the candidates considered with their load."""
@@ -47,11 +50,30 @@ def choose(
                      "eligible": ok})
         if ok:
             idle_since = e.last_stream_usage or _EPOCH
-            candidates.append(((n, 0 if e.container_id == p2p_holder else 1, idle_since), e))
+            candidates.append(((n, 0 if e.container_id in p2p_holders else 1, idle_since), e))
     if not candidates:
         return None, seen
     candidates.sort(key=lambda c: c[0])
     return candidates[0][1], seen
+
+
+def move_reason(claim: Claim, engines: Mapping[str, Engine], asof: float) -> str | None:
+    """Why the stream holding ``claim`` must leave its engine now, given the engines read at ``asof``; None: stay.
+
+    ``engine_gone`` (no longer listed, or not running), ``engine_unhealthy`` (failed probes, or its VPN dropped:
+    the VPN monitor marks those unhealthy at once) or ``engine_unreachable``. A list read before the claim was
+    taken says nothing about the claimed engine (a freshly started one may not be in it yet).
+    """
+    if asof < claim.at:
+        return None
+    engine = engines.get(claim.engine.container_id)
+    if engine is None or not engine.running:
+        return "engine_gone"
+    if engine.health_status is HealthStatus.UNHEALTHY:
+        return "engine_unhealthy"
+    if engine.health_status is HealthStatus.UNREACHABLE:
+        return "engine_unreachable"
+    return None
 
 
 @dataclass
@@ -85,9 +107,9 @@ class Selector:
         """Claim an engine for ``key``: a free one, else a newly provisioned one. Raises ProvisioningError."""
         begin = time.perf_counter()
         engines = await self.client.engines()
-        holder = await self.client.p2p_holder()
+        holders = await self.client.p2p_holders()
         # No await between the choice and the claim: concurrent requests see each other's claims.
-        engine, seen = choose(engines, load=self.load, limit=self.limit, p2p_holder=holder, exclude=exclude)
+        engine, seen = choose(engines, load=self.load, limit=self.limit, p2p_holders=holders, exclude=exclude)
         if engine is not None:
             self.record("engine_selection", operation="select_engine", stream_key=key, candidates=seen,
                         chosen=engine.container_id, reason="free_engine", request_id=request_id,

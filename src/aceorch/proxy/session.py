@@ -2,7 +2,9 @@
 
 The session's task reads the engine into the shared :class:`~aceorch.proxy.buffer.FanoutBuffer`. When the engine
 stalls for PROXY_UPSTREAM_STALL_S or drops the connection, the same engine is asked again once; then the stream
-moves to another engine (provisioned if none is free) and a stalled engine is reported to health. Viewers stay
+moves to another engine (provisioned if none is free) and a stalled engine is reported to health. When the
+orchestrator gives up on the engine under a live session (unhealthy, unreachable, gone, its VPN dropped), the hub
+calls :meth:`StreamSession.move_off` and the stream moves at once, without retrying that engine. Viewers stay
 connected throughout: they see a gap, which is recorded. After the last viewer leaves, the session lingers
 for PROXY_LINGER_S, then stops through the engine's ``command_url`` and ends with reason ``no_viewers``.
 """
@@ -12,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +38,9 @@ logger = logging.getLogger(__name__)
 FAILOVER_RETRY_S = 2.0
 #: Engines tried for a stream that never sent a byte before its viewers get an error.
 START_ENGINES = 2
+#: Outcomes of a play that come from the orchestrator's view of the engine (see selection.move_reason): the
+#: stream moves at once, without a second try on the same engine and without a health report of its own.
+MOVE_OUTCOMES = frozenset({"engine_gone", "engine_unhealthy", "engine_unreachable"})
 
 
 class StartFailed(Exception):
@@ -103,6 +109,10 @@ class StreamSession:
         self._linger: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_data = time.monotonic()
+        #: (container id, reason) once the hub said the stream must leave that engine.
+        self._move: tuple[str, str] | None = None
+        #: The scope of the play in progress, expired at once by move_off.
+        self._play_scope: asyncio.Timeout | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -159,6 +169,27 @@ class StreamSession:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
+    def move_off(self, claim: Claim, reason: str) -> bool:
+        """Leave the claimed engine now (the orchestrator gave up on it); whether this started a move.
+
+        Only signals: the session's own task ends the engine's session and moves the stream, as on a stall.
+        """
+        if self._stopping or self.claim is not claim or self._move is not None:
+            return False
+        self._move = (claim.engine.container_id, reason)
+        self._record("streams", operation="upstream_engine_unusable", stream_key=self.key,
+                     container_id=claim.engine.container_id, reason=reason)
+        scope = self._play_scope
+        if scope is not None:
+            scope.reschedule(asyncio.get_running_loop().time())
+        return True
+
+    def _moving(self) -> str | None:
+        """The move reason for the current claim, if the hub signalled one."""
+        if self._move is None or self.claim is None or self._move[0] != self.claim.engine.container_id:
+            return None
+        return self._move[1]
+
     def counted_lag(self, viewer: Viewer, lags: int) -> None:
         """A viewer was moved to the live edge ``lags`` more times."""
         viewer.lagged += lags
@@ -194,7 +225,7 @@ class StreamSession:
                         self._record("streams", operation="upstream_reconnect", stream_key=self.key,
                                      container_id=engine.container_id, after=outcome)
                     outcome = await self._play_once()
-                    if outcome in ("start_failed_content",):
+                    if outcome == "start_failed_content" or outcome in MOVE_OUTCOMES:
                         break
                 if self.failure is not None:
                     return
@@ -206,10 +237,13 @@ class StreamSession:
                         return
                 # The engine failed twice: move the stream elsewhere.
                 if outcome == "stalled":
-                    await self._client.report_unhealthy(engine.container_id, "stream stalled under a live stream",
-                                                        self.request_id)
+                    # In the background: the move does not wait for the orchestrator to take the report.
+                    spawn(self._client.report_unhealthy(engine.container_id, "stream stalled under a live stream",
+                                                        self.request_id),
+                          name=f"report {engine.container_id[:12]}", tasks=self.stops)
                 exclude.add(engine.container_id)
                 self._release()
+                self._move = None
                 self.failovers += 1
                 self.state = "failover"
                 self._record("streams", operation="upstream_failover", stream_key=self.key,
@@ -219,13 +253,34 @@ class StreamSession:
         finally:
             await asyncio.shield(self._shutdown())
 
+    @asynccontextmanager
+    async def _interruptible(self) -> AsyncIterator[None]:
+        """A wait that move_off cuts short (TimeoutError), at once if a move is already pending."""
+        async with asyncio.timeout(None) as scope:
+            if self._moving() is not None:
+                scope.reschedule(asyncio.get_running_loop().time())
+            self._play_scope = scope
+            try:
+                yield
+            finally:
+                self._play_scope = None
+
     async def _play_once(self) -> str:
-        """One engine session: start, read until it ends; returns why it ended."""
+        """One engine session: start, read until it ends or the hub moves the stream; returns why it ended.
+
+        Only the engine start and the read are cut short by a move; the stream bookkeeping around them always
+        completes, so that the orchestrator hears of every start and end.
+        """
         assert self.claim is not None
+        moving = self._moving()
+        if moving is not None:
+            return moving
         engine = self.claim.engine
         s = self.settings
         try:
-            session = await start_session(self._http, engine, self.params, timeout=s.proxy_upstream_start_timeout_s)
+            async with self._interruptible():
+                session = await start_session(self._http, engine, self.params,
+                                              timeout=s.proxy_upstream_start_timeout_s)
         except UpstreamError as exc:
             if not self.first_data.is_set() and "failed to load content" in str(exc):
                 self._fail(502, {"detail": f"the engine could not start the stream: {exc}",
@@ -234,7 +289,7 @@ class StreamSession:
             logger.info("stream %s: start on %s failed: %s", self.key, engine.container_name, exc)
             return "start_failed"
         except TimeoutError:
-            return "stalled"
+            return self._moving() or "stalled"
         self.engine_session = session
         try:
             self.stream_id = await self._client.stream_started(StreamStart(
@@ -253,23 +308,29 @@ class StreamSession:
         outcome = "ended"
         gap_from = self._last_data if self.first_data.is_set() else None
         try:
-            async for data in read_playback(self._http, session, first_byte_timeout=s.proxy_upstream_start_timeout_s,
-                                            stall_timeout=s.proxy_upstream_stall_s):
-                if gap_from is not None:
-                    gap = (time.monotonic() - gap_from) * 1000
-                    self.gaps_ms.append(gap)
-                    self._record("streams", operation="upstream_gap", stream_key=self.key, gap_ms=gap,
-                                 container_id=engine.container_id)
-                    gap_from = None
-                self.buffer.write(data)
-                self._last_data = time.monotonic()
-                if not self.first_data.is_set():
-                    self.first_data.set()
-                self.state = "streaming"
+            async with self._interruptible():
+                async for data in read_playback(self._http, session,
+                                                first_byte_timeout=s.proxy_upstream_start_timeout_s,
+                                                stall_timeout=s.proxy_upstream_stall_s):
+                    if gap_from is not None:
+                        gap = (time.monotonic() - gap_from) * 1000
+                        self.gaps_ms.append(gap)
+                        self._record("streams", operation="upstream_gap", stream_key=self.key, gap_ms=gap,
+                                     container_id=engine.container_id)
+                        gap_from = None
+                    self.buffer.write(data)
+                    self._last_data = time.monotonic()
+                    if not self.first_data.is_set():
+                        self.first_data.set()
+                    self.state = "streaming"
         except TimeoutError:
-            outcome = "stalled"
-            self._record("stress", operation="upstream_stall", stream_key=self.key,
-                         container_id=engine.container_id, stall_s=s.proxy_upstream_stall_s)
+            moving = self._moving()
+            if moving is not None:
+                outcome = moving
+            else:
+                outcome = "stalled"
+                self._record("stress", operation="upstream_stall", stream_key=self.key,
+                             container_id=engine.container_id, stall_s=s.proxy_upstream_stall_s)
         except (httpx.HTTPError, UpstreamError) as exc:
             outcome = "dropped"
             logger.info("stream %s: upstream on %s dropped: %s", self.key, engine.container_name, exc)
