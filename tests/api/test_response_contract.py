@@ -204,6 +204,12 @@ def run_main_scenario(tmp: Path, rec: Recorder) -> None:
         call(client, "GET /streams/{id}/stats unknown", "GET", "/streams/nope/stats", 200)
         call(client, "GET /engines/{id}", "GET", f"/engines/{engine['container_id']}", 200)
         call(client, "GET /engines/{id} 404", "GET", "/engines/nope", 404)
+        call(client, "POST /engines/{id}/health-report", "POST", f"/engines/{engine['container_id']}/health-report",
+             200, json={"reason": "hung under a live stream", "request_id": "rid-1"}, headers=AUTH)
+        call(client, "POST /engines/{id}/health-report 404", "POST", "/engines/nope/health-report", 404,
+             json={"reason": "x"}, headers=AUTH)
+        call(client, "POST /engines/{id}/health-report 422", "POST",
+             f"/engines/{engine['container_id']}/health-report", 422, json={}, headers=AUTH)
         call(client, "POST /events/stream_ended", "POST", "/events/stream_ended", 200,
              json={"stream_id": s2["id"], "reason": "client_left"}, headers=AUTH)
         call(client, "POST /events/stream_ended again", "POST", "/events/stream_ended", 200,

@@ -28,6 +28,7 @@ STREAM_EVENT = {
 BEARER_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/engines", None),
     ("GET", "/engines/acestream-999", None),
+    ("POST", "/engines/acestream-999/health-report", {"reason": "r5"}),
     ("GET", "/containers/acestream-999", None),
     ("GET", "/streams", None),
     ("GET", "/streams/r5%7Cp1/stats", None),
@@ -61,6 +62,7 @@ def template(path: str) -> str:
     first = path.split("?")[0]
     known = {"/scale/0": "/scale/{demand}", "/containers/acestream-999": "/containers/{container_id}",
              "/streams/r5%7Cp1": "/streams/{stream_id}", "/engines/acestream-999": "/engines/{container_id}",
+             "/engines/acestream-999/health-report": "/engines/{container_id}/health-report",
              "/streams/r5%7Cp1/stats": "/streams/{stream_id}/stats"}
     for concrete, templ in known.items():
         if first == concrete:

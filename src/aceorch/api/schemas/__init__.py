@@ -1,6 +1,7 @@
 """The API's bodies: request bodies in :mod:`.requests`, response models in :mod:`.responses`, all named here."""
 
 from aceorch.api.schemas.requests import (
+    EngineHealthReportBody,
     EngineRef,
     ProvisionAceBody,
     ProvisionGenericBody,
@@ -25,6 +26,7 @@ from aceorch.api.schemas.responses import (
     DebugStatusPublic,
     EngineCountsPublic,
     EngineDetailPublic,
+    EngineHealthReportPublic,
     EngineProvisionedPublic,
     EnginePublic,
     ErrorPublic,
@@ -58,6 +60,8 @@ __all__ = [
     "SessionRef",
     "StreamStartedBody",
     "StreamEndedBody",
+    "EngineHealthReportBody",
+    "EngineHealthReportPublic",
     "Time",
     "AUTH_ERRORS",
     "Message",

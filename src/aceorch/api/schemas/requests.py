@@ -28,6 +28,7 @@ __all__ = [
     "SessionRef",
     "StreamStartedBody",
     "StreamEndedBody",
+    "EngineHealthReportBody",
     "env_denied",
     "DENIED_ENV",
     "RESERVED_LABEL_PREFIXES",
@@ -210,3 +211,12 @@ class StreamEndedBody(BaseModel):
         if not self.stream_id and not self.container_id:
             raise ValueError("stream_id or container_id is required")
         return self
+
+
+class EngineHealthReportBody(BaseModel):
+    """``POST /engines/{id}/health-report``: a proxy saw the engine hang under a live stream, and why."""
+
+    model_config = ConfigDict(extra="ignore")
+    reason: Annotated[str, Field(min_length=1, max_length=500, description="what the proxy saw")]
+    request_id: Annotated[str, Field(min_length=1, max_length=128,
+                                     description="the viewer request the report comes from")] | None = None

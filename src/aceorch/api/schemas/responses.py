@@ -40,6 +40,7 @@ __all__ = [
     "EngineDetailPublic",
     "StatSnapshotPublic",
     "StreamEndedPublic",
+    "EngineHealthReportPublic",
     "StreamStoppedPublic",
     "EngineProvisionedPublic",
     "ContainerProvisionedPublic",
@@ -538,3 +539,11 @@ class ReadinessPublic(_Public):
 
     status: Literal["ready", "not_ready"]
     checks: ReadinessChecksPublic
+
+
+class EngineHealthReportPublic(_Public):
+    """The engine a health report was taken for: its health now, and whether the report changed it."""
+
+    container_id: str
+    health_status: HealthStatus
+    changed: bool
