@@ -42,7 +42,7 @@ def test_sessions_lists_counts_times_and_sizes(logs: Path, run_cli: Callable[...
     assert [r["session_id"] for r in rows] == ["20251017_144430", "20251018_144430"]
     for row in rows:
         files = session_files(logs, row["session_id"])
-        assert len(files) == 10  # every category file exists, some empty
+        assert len(files) == 13  # every category file exists (the embedded proxy's three too), some empty
         expected = {p.name[16:-6]: len(p.read_text().splitlines()) for p in files}
         assert row["records"] == expected
         assert row["size_bytes"] == sum(p.stat().st_size for p in files)
@@ -329,7 +329,7 @@ def test_prune_deletes_old_sessions_by_id_but_never_the_newest(
     now = "2025-10-18T15:00:00Z"
     dry = run_cli("prune", "--dir", str(log_dir), "--older-than", "9.5d", "--now", now, "--dry-run", "--json")
     assert [s["session_id"] for s in dry["sessions"]] == ["20250918_144430", "20251008_144430"]
-    assert len(list(log_dir.glob("*.jsonl"))) == 40  # nothing deleted
+    assert len(list(log_dir.glob("*.jsonl"))) == 4 * 13  # nothing deleted (13 category files a session)
     done = run_cli("prune", "--dir", str(log_dir), "--older-than", "7d", "--now", now, "--json")
     assert [s["session_id"] for s in done["sessions"]] == ["20250918_144430", "20251008_144430", "20251009_144430"]
     remaining = {p.name[:15] for p in log_dir.glob("*.jsonl")}

@@ -128,6 +128,10 @@ def test_five_viewers_on_three_channels_correlate_by_the_guide_and_by_request_id
     assert result["matched"] == {"request_id": 3, "time_window": 0, "unmatched": 0}
     assert sorted(r["request_id"] for r in result["requests"]) == ["v1", "v3", "v5"]
     assert all(r["outcome"] == "ready" and r["proxy_to_orchestrator_ms"] >= 0 for r in result["requests"])
+    # The viewer's side: every viewer got a first byte, those who caused a provision after the engine was ready.
+    assert result["viewers"] == {"total": 5, "served": 5, "refused": 0, "provisioned": 3}
+    assert all(r["viewer_ttfb_ms"] >= r["proxy_to_ready_ms"] > 0 for r in result["requests"])
+    assert result["latency"]["viewer_ttfb"]["count"] == 5
 
     res = runner.invoke(debug_app, ["trace", "v3", "--dir", str(odir), "--proxy-dir", str(pdir), "--json"])
     assert res.exit_code == 0, res.output
@@ -160,7 +164,19 @@ def test_the_embedded_proxy_gives_the_same_pairs_in_the_orchestrators_session(tm
     result = json.loads(res.output)
     assert result["matched"] == {"request_id": 3, "time_window": 0, "unmatched": 0}
     assert sorted(r["request_id"] for r in result["requests"]) == ["e1", "e3", "e5"]
+    assert result["viewers"]["served"] == 5 and all(r["viewer_ttfb_ms"] > 0 for r in result["requests"])
     res = runner.invoke(debug_app, ["trace", "e3", "--dir", str(odir), "--json"])
-    ops = [r["operation"] for r in json.loads(res.output)]
-    assert ops.index("proxy_provision_request") < ops.index("start_acestream_begin") < ops.index(
-        "start_acestream_success"), ops
+    rows = json.loads(res.output)
+    ops = [r["operation"] for r in rows]
+    assert ops.index("provision_request") < ops.index("start_acestream_begin") < ops.index(
+        "start_acestream_success") < ops.index("first_byte_ready"), ops
+    # The proxy's records are in the session's categories of their own names, marked as the proxy's.
+    by_cat = {(r["category"], r["operation"]): r["record"] for r in rows}
+    for cat, op in [("requests", "viewer_request"), ("requests", "first_byte_ready"),
+                    ("engine_selection", "select_engine"), ("provisioning", "provision_request"),
+                    ("provisioning", "provision_response"), ("clients", "client_joined")]:
+        assert by_cat[(cat, op)]["component"] == "proxy", (cat, op)
+    assert by_cat[("provisioning", "start_acestream_begin")].get("component") is None
+    proxy_streams = [r for r in records(odir, "*_streams.jsonl") if r.get("component") == "proxy"]
+    assert {r["operation"] for r in proxy_streams} >= {"stream_started", "stream_ended"}
+    assert not [r for r in records(odir, "*.jsonl") if str(r.get("operation", "")).startswith("proxy_")]

@@ -267,9 +267,10 @@ def test_the_seed_runs_verbatim(scenario: dict[str, Any]) -> None:
     # Clean-up: nothing is a week old, so find deletes nothing; the seed's tar archives the 2025-10-18 session.
     cleanup = find("bash", "tar -czf").code
     sh(cleanup, work)
-    assert len(list((work / "debug_logs").glob("*.jsonl"))) == 10
+    # One file per category: the orchestrator's ten and the embedded proxy's requests, engine_selection, clients.
+    assert len(list((work / "debug_logs").glob("*.jsonl"))) == 13
     names = sh("tar -tzf investigation_20251018.tar.gz", work).stdout.split()
-    assert f"debug_logs/{session}_stress.jsonl" in names and len(names) == 10
+    assert f"debug_logs/{session}_stress.jsonl" in names and len(names) == 13
 
 
 def test_every_seed_block_is_exercised() -> None:

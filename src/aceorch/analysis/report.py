@@ -98,7 +98,10 @@ class OpStats:
 
 # Categories whose records carry ``operation`` + ``duration_ms`` and are aggregated in SQL.
 _OP_CATEGORIES = ("provisioning", "performance", "autoscaler", "circuit_breaker", "streams", "errors")
-_OP_COLUMNS = {name: "JSON" for name in ("operation", "duration_ms", "success", "seq")}
+_OP_COLUMNS = {name: "JSON" for name in ("operation", "duration_ms", "success", "seq", "component")}
+#: The embedded proxy's records share ``provisioning``, ``streams`` and ``stress`` with the orchestrator's; its
+#: operations are reported apart, as ``<operation> (proxy)``.
+_PROXY_OP = " (proxy)"
 
 
 def op_stats(reader: Reader, category: str, paths: Sequence[Path]) -> list[OpStats]:
@@ -121,7 +124,9 @@ def op_stats(reader: Reader, category: str, paths: Sequence[Path]) -> list[OpSta
         WITH raw AS (SELECT * FROM {source}),
         r AS (
             SELECT {"filename" if len(present) > 1 else "NULL AS filename"},
-                {_TEXT_SQL.format("operation")} AS op,
+                CASE WHEN {_TEXT_SQL.format("component")} = 'proxy'
+                     THEN {_TEXT_SQL.format("operation")} || {sql_literal(_PROXY_OP)}
+                     ELSE {_TEXT_SQL.format("operation")} END AS op,
                 {NUMBER_SQL.format("duration_ms")} AS d,
                 {_BOOL_SQL.format("success")} AS s,
                 CASE WHEN json_type(seq) IN ('BIGINT', 'UBIGINT') THEN seq::BIGINT END AS q,

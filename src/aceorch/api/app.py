@@ -18,6 +18,7 @@ from aceorch.config import Settings
 from aceorch.debuglog.writer import DebugLog
 from aceorch.proxy import hls_routes as proxy_hls_routes
 from aceorch.proxy import routes as proxy_routes
+from aceorch.proxy.debug import ProxyDebug
 from aceorch.proxy.hub import Hub, embedded_record
 from aceorch.proxy.metrics import ProxyCollector
 from aceorch.runtime.base import Runtime
@@ -49,7 +50,7 @@ def create_app(
         svc = Service(settings, runtime=rt, store=st, debuglog=log)
         app.state.service = svc
         await svc.start()
-        app.state.proxy = Hub(settings.proxy, client=ProxyLink(svc), record=embedded_record(svc.record))
+        app.state.proxy = Hub(settings.proxy, client=ProxyLink(svc), record=ProxyDebug(embedded_record(log.log)))
         svc.viewers = lambda: int(app.state.proxy.status()["viewers"])
         svc.metrics.registry.register(ProxyCollector(app.state.proxy))
         try:

@@ -53,19 +53,25 @@ Category = Literal[
     "circuit_breaker",
     "autoscaler",
     "streams",
+    "requests",
+    "engine_selection",
+    "clients",
     "performance",
     "stress",
     "errors",
 ]
 
 #: Every category, in file-creation order. Each session creates all of these files, empty, at its start.
+#: ``requests``, ``engine_selection`` and ``clients`` are the embedded proxy's (the proxy inside ``aceorch serve``);
+#: it also writes into ``provisioning``, ``streams`` and ``stress``, marked ``component: "proxy"``.
 CATEGORIES: Final[tuple[Category, ...]] = get_args(Category)
 
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: Final[tuple[Severity, ...]] = ("info", "warning", "critical")
 
 #: The categories of the standalone proxy's own sessions (``aceorch proxy``, in PROXY_DEBUG_LOG_DIR); the
-#: embedded proxy writes into the orchestrator's ``streams`` category with ``component: "proxy"``.
+#: embedded proxy writes the same categories of the orchestrator's session, its records marked
+#: ``component: "proxy"``.
 PROXY_CATEGORIES: Final[tuple[str, ...]] = (
     "session",
     "requests",

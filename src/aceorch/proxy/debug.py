@@ -3,7 +3,8 @@
 Standalone (``aceorch proxy``), :func:`standalone_log` builds the orchestrator's writer
 (:class:`~aceorch.debuglog.writer.DebugLog`, same masking, retention and session rules) over the proxy's own
 categories (:data:`~aceorch.debuglog.records.PROXY_CATEGORIES`) in PROXY_DEBUG_LOG_DIR (default DEBUG_LOG_DIR).
-Embedded, the hub's hook writes into the orchestrator's session (:func:`aceorch.proxy.hub.embedded_record`).
+Embedded, the same records go into the orchestrator's session, in the categories of the same names, marked
+``component: "proxy"`` (:func:`aceorch.proxy.hub.embedded_record`); the stress detectors below run in both.
 
 :class:`ProxyDebug` sits between the proxy's modules and either writer: it passes every record on and feeds the
 stress detectors, which are stateful like the orchestrator's: the first sample that sees a condition writes a

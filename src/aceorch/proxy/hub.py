@@ -41,15 +41,15 @@ HEALTH_WATCH_S = 2.0
 def embedded_record(record: Callable[..., None]) -> Callable[..., None]:
     """The proxy's record hook inside the orchestrator's debug session.
 
-    The session has a fixed set of categories; the proxy's records (categories ``requests``, ``engine_selection``,
-    ``provisioning``, ``streams``, ``clients``, ``stress``) go into ``streams`` with ``component=proxy``, their own
-    category as ``proxy_category`` and their operation prefixed ``proxy_``, so that they never pass for the
-    orchestrator's own records.
+    The proxy's records go into the session's categories of the same names as a standalone proxy's
+    (``requests``, ``engine_selection``, ``provisioning``, ``streams``, ``clients``, ``stress``), with the same
+    operations, marked ``component="proxy"`` so that they never pass for the orchestrator's own records in the
+    categories both write. ``record`` is the debug log's own writer, not the service's hook, so that the proxy's
+    ``stream_started`` is not told as the orchestrator's.
     """
 
     def write(category: str, **fields: Any) -> None:
-        op = fields.pop("operation", None)
-        record("streams", operation=f"proxy_{op}", component="proxy", proxy_category=category, **fields)
+        record(category, component="proxy", **fields)
 
     return write
 
