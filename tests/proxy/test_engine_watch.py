@@ -97,6 +97,8 @@ class WatchedClient:
         self.ended: list[tuple[str, str]] = []
         self._changed: Any = None
         self.watching = asyncio.Event()
+        self.watches = 0
+        self.watch_cancelled = 0
 
     async def engines(self) -> list[Engine]:
         return list(self.list)
@@ -118,8 +120,13 @@ class WatchedClient:
 
     async def watch_engines(self, changed: Any, *, interval_s: float) -> None:
         self._changed = changed
+        self.watches += 1
         self.watching.set()
-        await asyncio.Event().wait()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.watch_cancelled += 1
+            raise
 
     def push(self) -> None:
         self._changed({e.container_id: e for e in self.list}, time.monotonic())
@@ -180,6 +187,23 @@ async def test_an_engine_gone_from_the_list_moves_its_stream() -> None:
                                timeout=5, what="the stream on b")
         assert client.ended == [("a", "engine_gone")]
         await hub.aclose()
+
+
+async def test_the_watch_runs_only_while_the_hub_has_sessions() -> None:
+    client = WatchedClient([engine("a", port=7001)])
+    settings = Settings(_env_file=None).proxy  # type: ignore[call-arg]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(Engines({7001: "a"}).handler)) as http:
+        hub = Hub(settings, client=client, http=http)
+        first = hub.open("content_id", "k1", {"id": "k1"}, None)
+        await asyncio.wait_for(client.watching.wait(), 5)
+        first.stop("test")
+        await async_wait_until(lambda: client.watch_cancelled == 1, timeout=5, what="the watch stopped")
+        client.watching.clear()
+        hub.open("content_id", "k2", {"id": "k2"}, None)
+        await asyncio.wait_for(client.watching.wait(), 5)
+        assert client.watches == 2
+        await hub.aclose()
+    assert client.watch_cancelled == 2
 
 
 # -- the standalone client against a fake orchestrator ------------------------------------------------------

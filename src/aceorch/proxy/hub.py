@@ -4,7 +4,7 @@ A viewer's request finds the live session of its content or starts one; sessions
 stop. The hub is built once per process (embedded in the orchestrator, or standalone) with its
 :class:`~aceorch.proxy.client.OrchestratorClient` and a record hook for the debug log.
 
-With the first session the hub starts its engine watch: the client reports each change of the engines' health
+While it has sessions the hub runs its engine watch: the client reports each change of the engines' health
 (:meth:`~aceorch.proxy.client.OrchestratorClient.watch_engines`), and a live session whose engine the orchestrator
 gave up on is told to move (:func:`~aceorch.proxy.selection.move_reason` decides). The watch only signals; the
 sessions' own tasks do the moving, so the data path never waits on it.
@@ -108,6 +108,14 @@ class Hub:
         return session
 
     # -- the engine watch -----------------------------------------------------------------------------------
+    def _stop_watch(self) -> None:
+        """No session left: the watch stops (the next session starts it again), awaited at close."""
+        watch, self._watch = self._watch, None
+        if watch is not None and not watch.done():
+            watch.cancel()
+            self._ended.add(watch)
+            watch.add_done_callback(self._ended.discard)
+
     async def _watch_engines(self) -> None:
         """Feed :meth:`engines_changed` from the client until the hub closes (restarted after a failure)."""
         while True:
@@ -135,6 +143,8 @@ class Hub:
     def _closed(self, session: StreamSession) -> None:
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
+        if not self.sessions:
+            self._stop_watch()
         task = session.task
         if task is not None and not task.done():
             self._ended.add(task)
@@ -196,9 +206,10 @@ class Hub:
     # -- stop -----------------------------------------------------------------------------------------------
     async def aclose(self) -> None:
         """Stop every session (their engine sessions stopped, their streams ended), then close the clients."""
-        if self._watch is not None:
-            self._watch.cancel()
-            await asyncio.gather(self._watch, return_exceptions=True)
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
         for session in list(self.sessions.values()):
             session.stop("proxy_shutdown")
         tasks = [t for t in self._ended if not t.done()]
