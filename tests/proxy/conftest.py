@@ -1,9 +1,9 @@
-"""Fixtures for the proxy's end-to-end tests: a short H.264 MPEG-TS made by ffmpeg, a simulator image that plays it,
-and orchestrators (and standalone proxies) as real processes."""
+"""Fixtures for the proxy's end-to-end tests: a short H.264 MPEG-TS made by ffmpeg, mounted into the simulator's
+containers (ENGINE_VOLUMES) with SIM_MEDIA_FILE pointing at it (ENGINE_ENV), and orchestrators (and standalone
+proxies) as real processes."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,8 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from orchestrator_proc import Orchestrator  # noqa: E402
 from viewers import StandaloneProxy  # noqa: E402
 
-#: The simulator image that loops the ffmpeg-made file (built from aceorch/engine-sim:latest).
-MEDIA_IMAGE = "aceorch/engine-sim-media:test"
+#: The plain simulator image: the ffmpeg-made file is mounted into its containers.
+ENGINE_IMAGE = "aceorch/engine-sim:latest"
+#: Where an engine container sees the file.
+MEDIA_IN_ENGINE = "/media/media.ts"
 
 
 @pytest.fixture(scope="session")
@@ -31,29 +33,35 @@ def media_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def media_settings(media_file: Path, **engine_env: str) -> dict[str, str]:
+    """Orchestrator settings whose engines (the plain simulator image) play ``media_file``: its folder mounted
+    read-only at /media, SIM_MEDIA_FILE pointing at it, dl after 0.5 s, and ``engine_env`` besides."""
+    env = {"SIM_MEDIA_FILE": MEDIA_IN_ENGINE, "SIM_TIME_TO_DL_S": "0.5", **engine_env}
+    return {"RUNTIME": "docker", "TARGET_IMAGE": ENGINE_IMAGE,
+            "ENGINE_VOLUMES": f"{media_file.parent}:{Path(MEDIA_IN_ENGINE).parent}:ro",
+            "ENGINE_ENV": ",".join(f"{k}={v}" for k, v in env.items())}
+
+
 @pytest.fixture(scope="session")
-def media_image(docker_engine: None, media_file: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """aceorch/engine-sim with the file at /media/media.ts and SIM_MEDIA_FILE pointing at it; dl after 0.5 s."""
-    ctx = tmp_path_factory.mktemp("media-image")
-    shutil.copy(media_file, ctx / "media.ts")
-    (ctx / "Dockerfile").write_text(
-        "FROM aceorch/engine-sim:latest\n"
-        "COPY media.ts /media/media.ts\n"
-        "ENV SIM_MEDIA_FILE=/media/media.ts SIM_TIME_TO_DL_S=0.5\n"
-    )
-    subprocess.run(["docker", "build", "-q", "-t", MEDIA_IMAGE, str(ctx)], check=True, timeout=300,
-                   capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
-    return MEDIA_IMAGE
+def media_engine_settings(docker_engine: None, media_file: Path) -> Callable[..., dict[str, str]]:
+    """``media_engine_settings(**engine_env)``: :func:`media_settings` for the session's file (Docker up, the images
+    built)."""
+    return lambda **engine_env: media_settings(media_file, **engine_env)
+
+
+@pytest.fixture(scope="session")
+def media_engines(media_engine_settings: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """The settings of engines that play the session's media file."""
+    return media_engine_settings()
 
 
 @pytest.fixture
-def orch(media_image: str, tmp_path: Path) -> Iterator[Callable[..., Orchestrator]]:
-    """``orch(**env)``: an ``aceorch serve`` (RUNTIME=docker, engines of the media image); closed afterwards."""
+def orch(media_engines: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Orchestrator]]:
+    """``orch(**env)``: an ``aceorch serve`` (RUNTIME=docker, engines playing the media file); closed afterwards."""
     made: list[Orchestrator] = []
 
     def factory(**env: str) -> Orchestrator:
-        o = Orchestrator(tmp_path / f"o{len(made)}", {"RUNTIME": "docker", "TARGET_IMAGE": media_image,
-                                                      "AUTO_DELETE": "false", **env})
+        o = Orchestrator(tmp_path / f"o{len(made)}", {**media_engines, "AUTO_DELETE": "false", **env})
         o.cwd.mkdir(exist_ok=True)
         made.append(o)
         return o.start()

@@ -4,7 +4,6 @@ ffmpeg-made H.264 file, and real clients (ffmpeg, ffprobe, HTTP readers)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,29 +18,23 @@ from support import async_wait_until
 pytestmark = pytest.mark.docker
 
 CONTENT = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00"
-#: The simulator image that plays the 10 s file at its own rate (SIM_STREAM_KBPS), as a live channel does.
-PACED_IMAGE = "aceorch/engine-sim-media-paced:test"
 
 
 @pytest.fixture(scope="module")
-def paced_image(media_image: str, media_file: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The media image with SIM_STREAM_KBPS set to the file's own rate (its bytes over its 10 s)."""
-    ctx = tmp_path_factory.mktemp("paced-image")
+def paced_engines(media_engine_settings: Callable[..., dict[str, str]], media_file: Path) -> dict[str, str]:
+    """Engines that play the 10 s file at its own rate (SIM_STREAM_KBPS: its bytes over its 10 s), as a live
+    channel does."""
     kbps = media_file.stat().st_size / 10 / 1000
-    (ctx / "Dockerfile").write_text(f"FROM {media_image}\nENV SIM_STREAM_KBPS={kbps:.2f}\n")
-    subprocess.run(["docker", "build", "-q", "-t", PACED_IMAGE, str(ctx)], check=True, timeout=300,
-                   capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
-    return PACED_IMAGE
+    return media_engine_settings(SIM_STREAM_KBPS=f"{kbps:.2f}")
 
 
 @pytest.fixture
-def orch_paced(paced_image: str, tmp_path: Path) -> Iterator[Callable[..., Orchestrator]]:
+def orch_paced(paced_engines: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Orchestrator]]:
     """``orch_paced(**env)``: an ``aceorch serve`` whose engines play the file in real time; closed afterwards."""
     made: list[Orchestrator] = []
 
     def factory(**env: str) -> Orchestrator:
-        o = Orchestrator(tmp_path / f"o{len(made)}", {"RUNTIME": "docker", "TARGET_IMAGE": paced_image,
-                                                      "AUTO_DELETE": "false", **env})
+        o = Orchestrator(tmp_path / f"o{len(made)}", {**paced_engines, "AUTO_DELETE": "false", **env})
         o.cwd.mkdir(exist_ok=True)
         made.append(o)
         return o.start()

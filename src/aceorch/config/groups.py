@@ -19,6 +19,8 @@ from aceorch.config.types import (
     FLOAT,
     INT,
     Bool,
+    EngineEnv,
+    EngineVolumes,
     LogFormat,
     LogLevel,
     PortRange,
@@ -28,6 +30,8 @@ from aceorch.config.types import (
     WaitFor,
     default_engine_command,
     lower,
+    parse_engine_env,
+    parse_engine_volumes,
     upper,
 )
 
@@ -231,6 +235,33 @@ class RuntimeSettings(Group):
         "docker service create --constraint syntax (node.labels.acestream==yes,node.role!=manager), default "
         "unset (any node).",
     )
+
+    engine_volumes: EngineVolumes = Field(
+        "",
+        description="Bind mounts of every engine container, comma-separated host_path:container_path, or "
+        "host_path:container_path:ro for read-only; both paths absolute; default unset (no mounts). For media, "
+        "certificates or a cache on a disk of your choice. Docker: HostConfig.Binds; swarm: bind mounts, so the "
+        "host path must exist on every node that may run an engine. The process runtime runs engines on this "
+        "host, where they see its files: it accepts only mounts whose two paths are the same, and refuses a "
+        "provision with any other.",
+    )
+    engine_env: EngineEnv = Field(
+        "",
+        description="Environment variables of every engine, comma-separated NAME=value (values without commas), "
+        "default unset. A provision body's env wins over it; CONF, HTTP_PORT, HTTPS_PORT, P2P_PORT, BIND_ALL, "
+        "INTERNAL_BUFFERING and CACHE_LIMIT are set by aceorch for each engine and refused here. The process "
+        "runtime's engines also inherit aceorch's own environment.",
+    )
+
+    @property
+    def engine_volume_list(self) -> list[tuple[str, str, bool]]:
+        """``ENGINE_VOLUMES`` as (host path, container path, read-only) triples."""
+        return parse_engine_volumes(self.engine_volumes)
+
+    @property
+    def engine_env_map(self) -> dict[str, str]:
+        """``ENGINE_ENV`` as a dict of name to value."""
+        return parse_engine_env(self.engine_env)
 
     @property
     def engine_memory_bytes(self) -> int | None:

@@ -88,6 +88,8 @@ def _format_validation(exc: ValidationError, raw: Mapping[str, str]) -> list[str
         value = raw.get(env, err.get("input"))
         shown = "***" if name in SECRET_FIELDS else value
         accepts = accepted_values(place[1]) if place else str(err.get("msg"))
+        if accepts == "is invalid" and err.get("type") == "value_error":  # a validator's own reason
+            accepts = str(err.get("msg", "")).removeprefix("Value error, ")
         lines.append(f"config error: {env}={shown!r}: {accepts}")
     return lines
 

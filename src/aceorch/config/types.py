@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 from pydantic_settings import NoDecode
 
 __all__ = [
     "PortRange", "RuntimeKind", "WaitFor", "LogFormat", "LogLevel", "default_engine_command",
-    "Bool", "Range", "Str", "INT", "FLOAT", "lower", "upper",
+    "Bool", "Range", "Str", "INT", "FLOAT", "lower", "upper", "EngineEnv", "EngineVolumes", "ENGINE_MANAGED_ENV",
+    "parse_engine_env", "parse_engine_volumes",
 ]
 
 _RANGE_RULE = "must be a range A-B with 1 ≤ A ≤ B ≤ 65535"
@@ -164,3 +165,64 @@ Bool = Annotated[bool, BeforeValidator(_bool)]
 Range = Annotated[PortRange, NoDecode, BeforeValidator(PortRange.parse)]
 #: Text with surrounding spaces removed.
 Str = Annotated[str, BeforeValidator(_strip)]
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Engine variables aceorch sets for each engine itself (ports, binding, buffering): ENGINE_ENV may not set them.
+ENGINE_MANAGED_ENV = frozenset({"CONF", "HTTP_PORT", "HTTPS_PORT", "P2P_PORT", "BIND_ALL", "INTERNAL_BUFFERING",
+                                "CACHE_LIMIT"})
+
+
+def parse_engine_volumes(text: str) -> list[tuple[str, str, bool]]:
+    """``ENGINE_VOLUMES`` as (host path, container path, read-only) triples; ValueError names the bad entry."""
+    out: list[tuple[str, str, bool]] = []
+    targets: set[str] = set()
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        parts = entry.split(":")
+        mode = "rw"
+        if len(parts) == 3:
+            mode = parts[2].strip().lower()
+        if len(parts) not in (2, 3) or mode not in ("ro", "rw"):
+            raise ValueError(f"{entry!r}: expected host_path:container_path or host_path:container_path:ro (or :rw)")
+        source, target = parts[0].strip(), parts[1].strip()
+        if not source.startswith("/") or not target.startswith("/"):
+            raise ValueError(f"{entry!r}: both paths must be absolute (start with /)")
+        if target in targets:
+            raise ValueError(f"{entry!r}: {target} is mounted twice")
+        targets.add(target)
+        out.append((source, target, mode == "ro"))
+    return out
+
+
+def parse_engine_env(text: str) -> dict[str, str]:
+    """``ENGINE_ENV`` as a dict; ValueError names the bad entry."""
+    out: dict[str, str] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        name, eq, value = entry.partition("=")
+        name = name.strip()
+        if not eq or not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"{entry!r}: expected NAME=value (a name of letters, digits and _)")
+        if name in ENGINE_MANAGED_ENV:
+            raise ValueError(f"{entry!r}: aceorch sets {name} for each engine itself")
+        out[name] = value
+    return out
+
+
+def _engine_volumes(value: str) -> str:
+    parse_engine_volumes(value)
+    return value
+
+
+def _engine_env(value: str) -> str:
+    parse_engine_env(value)
+    return value
+
+
+#: ``ENGINE_VOLUMES`` text, checked entry by entry.
+EngineVolumes = Annotated[str, BeforeValidator(_strip), AfterValidator(_engine_volumes)]
+#: ``ENGINE_ENV`` text, checked entry by entry.
+EngineEnv = Annotated[str, BeforeValidator(_strip), AfterValidator(_engine_env)]

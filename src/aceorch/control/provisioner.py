@@ -37,7 +37,7 @@ from aceorch.errors import (
     SpecRefused,
 )
 from aceorch.models import Engine
-from aceorch.runtime.base import ContainerInfo, ContainerSpec, Runtime
+from aceorch.runtime.base import BindMount, ContainerInfo, ContainerSpec, Runtime
 
 __all__ = ["Fleet", "Provisioner"]
 
@@ -342,7 +342,7 @@ class Provisioner:
         s = self.settings
         c_http = layout["container_http"]
         c_https = layout["container_https"]
-        env = dict(req.env)
+        env = {**s.runtime.engine_env_map, **req.env}
         if "CONF" not in req.env:
             env["CONF"] = f"--http-port={c_http}\n--https-port={c_https}\n--bind-all"
         env.update(
@@ -398,6 +398,7 @@ class Provisioner:
         return ContainerSpec(
             name=name, image=image, env=env, labels=labels, ports=ports, network=network, command=command,
             memory_limit=s.runtime.engine_memory_bytes, cpus=s.runtime.engine_cpus,
+            mounts=[BindMount(source, target, read_only) for source, target, read_only in s.runtime.engine_volume_list],
         )
 
     def _move_host_ports(self, req: ProvisionRequest, layout: dict[str, int | None], exc: PortUnavailable) -> None:

@@ -18,9 +18,19 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
-    "ContainerSpec", "ContainerInfo", "ContainerStats", "RuntimeEvent", "Runtime", "EventHub", "RuntimeNode",
+    "BindMount", "ContainerSpec", "ContainerInfo", "ContainerStats", "RuntimeEvent", "Runtime", "EventHub",
+    "RuntimeNode",
     "ListsNodes",
 ]
+
+
+@dataclass(frozen=True)
+class BindMount:
+    """A directory or file of the host (``source``) seen at ``target`` inside the container, read-only or not."""
+
+    source: str
+    target: str
+    read_only: bool = False
 
 
 @dataclass
@@ -31,6 +41,7 @@ class ContainerSpec:
     an unpublished port. ``network`` is a network name, ``"container:<name>"`` to join another container's
     network namespace, or ``None`` for the runtime's default. ``memory_limit`` (bytes) and ``cpus`` (CPUs, may
     be fractional) cap the container; ``None`` means no cap. The process runtime does not enforce them.
+    ``mounts`` are bind mounts of host paths; the process runtime accepts only those whose two paths are equal.
     """
 
     name: str
@@ -43,6 +54,7 @@ class ContainerSpec:
     command: list[str] | None = None
     memory_limit: int | None = None
     cpus: float | None = None
+    mounts: list[BindMount] = field(default_factory=list)
 
 
 @dataclass

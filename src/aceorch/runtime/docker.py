@@ -141,7 +141,8 @@ def container_config(spec: ContainerSpec, *, init: bool = True) -> dict[str, Any
 
     Published ports bind on 0.0.0.0. ``network="container:<name>"`` joins that container's network
     namespace; Docker refuses port publishing (and exposing) there, so published ports are an error and
-    unpublished ones are dropped. ``memory_limit`` and ``cpus`` become ``HostConfig.Memory`` and ``NanoCpus``.
+    unpublished ones are dropped. ``memory_limit`` and ``cpus`` become ``HostConfig.Memory`` and ``NanoCpus``,
+    ``mounts`` ``HostConfig.Binds`` (``source:target`` with ``:ro`` when read-only).
     """
     joins = spec.network is not None and spec.network.startswith("container:")
     published = {port: host for port, host in spec.ports.items() if host is not None}
@@ -152,6 +153,8 @@ def container_config(spec: ContainerSpec, *, init: bool = True) -> dict[str, Any
         )
     host_config: dict[str, Any] = {"RestartPolicy": _restart_policy(spec.restart_policy), "Init": init}
     host_config.update(limits_host_config(spec.memory_limit, spec.cpus))
+    if spec.mounts:
+        host_config["Binds"] = [f"{m.source}:{m.target}{':ro' if m.read_only else ''}" for m in spec.mounts]
     config: dict[str, Any] = {
         "Image": spec.image,
         "Env": [f"{key}={value}" for key, value in spec.env.items()],

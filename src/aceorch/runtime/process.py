@@ -10,7 +10,9 @@ The runtime keeps its own registry (random 64-hex ids, unique names, labels, cre
 status, exit code, a ring buffer of output) and mimics Docker's lifecycle and restart policies: a process
 that dies under ``always``/``unless-stopped`` (or ``on-failure`` with a non-zero status) is started again
 after a short back-off, unless aceorch stopped it. Each child runs in its own session, so stopping signals
-its whole process group. ``network="container:..."`` has no meaning here and is refused. Memory and CPU caps
+its whole process group. ``network="container:..."`` has no meaning here and is refused; so is a bind mount
+whose container path differs from its host path (a child sees the host's files where they are, so a mount of a
+path onto itself needs nothing and is accepted). Memory and CPU caps
 are not enforced; :meth:`~ProcessRuntime.stats` reads the child's own ``/proc`` entries, and
 :meth:`~ProcessRuntime.clear_cache` empties the directory on the host's file system, which children share.
 :meth:`ProcessRuntime.aclose` stops every child.
@@ -316,6 +318,14 @@ class ProcessRuntime:
         if spec.network and spec.network.startswith("container:"):
             raise RuntimeFailure(
                 f"create {spec.name}: network {spec.network!r} needs the Docker runtime (RUNTIME=docker)"
+            )
+        moved = [m for m in spec.mounts if m.source.rstrip("/") != m.target.rstrip("/")]
+        if moved:
+            m = moved[0]
+            raise RuntimeFailure(
+                f"create {spec.name}: the mount {m.source}:{m.target} needs a container runtime (RUNTIME=docker or "
+                "swarm); engines of the process runtime see this host's files where they are, so only a mount of a "
+                "path onto itself works here"
             )
         if any(c.spec.name == spec.name for c in self._children.values()):
             raise NameConflict(f'create {spec.name}: the container name "/{spec.name}" is already in use')

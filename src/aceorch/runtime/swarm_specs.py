@@ -89,6 +89,7 @@ def service_spec(
     """The keyword arguments of ``services.create`` for ``spec``: one replica, host-mode ports, spread placement.
 
     ``network="container:<name>"`` has no Swarm equivalent and is refused. ``max_replicas_per_node`` 0 means no cap.
+    ``mounts`` become bind mounts: the host path must exist on the node that runs the task.
     """
     if spec.network is not None and spec.network.startswith("container:"):
         raise RuntimeFailure(
@@ -104,6 +105,9 @@ def service_spec(
     }
     if spec.command is not None:
         container["Args"] = list(spec.command)
+    if spec.mounts:
+        container["Mounts"] = [{"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+                               for m in spec.mounts]
     placement: dict[str, Any] = {"Preferences": [{"Spread": {"SpreadDescriptor": "node.id"}}]}
     if constraints:
         placement["Constraints"] = list(constraints)
