@@ -123,7 +123,7 @@ def check_fan_out(figures: dict[str, Any], viewers: int) -> None:
 
 async def test_fifty_viewers_share_one_engine_session(orch: Callable[..., Orchestrator]) -> None:
     o = orch(MIN_REPLICAS="0", MIN_FREE_REPLICAS="0", PROXY_CLIENT_STALL_S="3")
-    figures = await fan_out(o.port, o, viewers=50, window_s=15)
+    figures = await fan_out(o.port, o, viewers=50, window_s=20)
     check_fan_out(figures, 50)
 
 
@@ -132,7 +132,7 @@ async def test_standalone_proxy_fans_out_for_a_separate_orchestrator(
 ) -> None:
     o = orch(MIN_REPLICAS="0", MIN_FREE_REPLICAS="0")
     p = standalone(o, PROXY_CLIENT_STALL_S="3")
-    figures = await fan_out(p.port, o, viewers=50, window_s=15)
+    figures = await fan_out(p.port, o, viewers=50, window_s=20)
     check_fan_out(figures, 50)
     # The orchestrator saw the stream through its events API.
     streams = o.client.get("/streams").json()
