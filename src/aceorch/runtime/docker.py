@@ -23,7 +23,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -43,6 +42,9 @@ from aceorch.errors import (
     RuntimeUnavailable,
     SpecRefused,
 )
+from aceorch.runtime._docker_api import IMAGE_ERROR, PORT_ERROR, label_filters, make_client
+from aceorch.runtime._docker_api import api_version as api_version_of
+from aceorch.runtime._docker_api import parse_time as parse_docker_time
 from aceorch.runtime.base import ContainerInfo, ContainerSpec, ContainerStats, RuntimeEvent
 from aceorch.runtime.docker_usage import clear_dir_argv, limits_host_config, stats_from_docker
 
@@ -50,13 +52,9 @@ __all__ = ["DockerRuntime", "map_docker_errors", "parse_docker_time"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
-
 #: Event attributes that are not container labels.
 _NON_LABEL_ATTRIBUTES = frozenset({"name", "image", "exitCode", "signal", "execID", "health_status"})
 
-_PORT_ERROR = re.compile(r"port is already allocated|address already in use|bind for|cannot assign requested", re.I)
-_IMAGE_ERROR = re.compile(r"no such image|pull access denied|manifest unknown|repository does not exist", re.I)
 #: A start refused for the container's own settings: Docker answers 500 for these, found only when the OCI runtime
 #: reads the spec (a NUL in an env value), or 400 for what the daemon checks itself.
 _SPEC_ERROR = re.compile(r"environment variable|invalid port specification", re.I)
@@ -91,12 +89,12 @@ def translate_docker_error(
     lowered = message.lower()
     if status == 900:  # aiodocker's code for "cannot connect"
         return RuntimeUnavailable(text)
-    if _PORT_ERROR.search(message):
+    if PORT_ERROR.search(message):
         return PortUnavailable(text)
-    if status == 404 or _IMAGE_ERROR.search(message):
+    if status == 404 or IMAGE_ERROR.search(message):
         if "no such container" in lowered:
             return ContainerNotFound(text)
-        if _IMAGE_ERROR.search(message):
+        if IMAGE_ERROR.search(message):
             return ImageNotFound(text)
         if "network" in lowered:  # e.g. DOCKER_NETWORK names a network that does not exist
             return RuntimeFailure(text)
@@ -110,22 +108,6 @@ def translate_docker_error(
     ):
         return SpecRefused(text)  # a 400 about the network or its options is aceorch's setup, not the input
     return RuntimeFailure(text)
-
-
-_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
-
-
-def parse_docker_time(value: str | None) -> datetime | None:
-    """Docker's RFC 3339 times (nanoseconds, ``Z``) as aware UTC datetimes; the zero time is ``None``."""
-    if not value or value.startswith("0001-01-01"):
-        return None
-    m = _TIME_RE.match(value.strip())
-    if not m:
-        return None
-    base, frac, zone = m.groups()
-    micro = (frac or "0")[:6].ljust(6, "0")
-    zone = "+00:00" if zone in (None, "Z") else zone
-    return datetime.fromisoformat(f"{base}.{micro}{zone}").astimezone(UTC)
 
 
 def _restart_policy(name: str) -> dict[str, Any]:
@@ -277,10 +259,7 @@ class DockerRuntime:
         connect_timeout: float = 5.0,
     ) -> None:
         self._url = url
-        version = api_version or os.environ.get("DOCKER_API_VERSION") or "auto"
-        if version != "auto" and not version.startswith("v"):
-            version = "v" + version
-        self._api_version = version
+        self._api_version = api_version_of(api_version)
         self._init = init
         self._pull_missing = pull_missing
         self._timeout = aiohttp.ClientTimeout(total=request_timeout, connect=connect_timeout)
@@ -296,15 +275,7 @@ class DockerRuntime:
             raise RuntimeUnavailable(f"{what}: the Docker runtime is closed")
         if self._client is None:
             with map_docker_errors(what):
-                try:
-                    self._client = aiodocker.Docker(url=self._url, api_version=self._api_version, timeout=self._timeout)
-                except ValueError:
-                    if self._url is not None:
-                        raise
-                    # No DOCKER_HOST and no socket yet: aim at the default socket, which may appear later.
-                    self._client = aiodocker.Docker(
-                        url=DEFAULT_SOCKET, api_version=self._api_version, timeout=self._timeout
-                    )
+                self._client = make_client(self._url, self._api_version, self._timeout)
         return self._client
 
     @property
@@ -377,7 +348,7 @@ class DockerRuntime:
     async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
         """Every container, running or not, whose labels include all of ``labels``, oldest first."""
         docker = self._docker("list")
-        filters = {"label": [f"{k}={v}" for k, v in (labels or {}).items()]}
+        filters = label_filters(labels)
         with map_docker_errors("list"):
             summaries = await docker.containers.list(all=True, filters=json.dumps(filters))
         results = await asyncio.gather(*(self.inspect(c.id) for c in summaries), return_exceptions=True)

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from typing import Any, cast
@@ -30,6 +29,8 @@ from aiodocker.exceptions import DockerError
 
 from aceorch.aiokits import poll_until
 from aceorch.errors import ContainerNotFound, RuntimeFailure, RuntimeUnavailable
+from aceorch.runtime._docker_api import api_version as api_version_of
+from aceorch.runtime._docker_api import label_filters, make_client
 from aceorch.runtime.base import ContainerInfo, ContainerSpec, ContainerStats, EventHub, RuntimeEvent, RuntimeNode
 from aceorch.runtime.swarm_specs import (
     FAILED_STATES,
@@ -45,7 +46,6 @@ __all__ = ["SwarmRuntime", "TASK_POLL_S"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 #: How often the event watcher lists the tasks.
 TASK_POLL_S = 1.0
 #: How long a task may wait for a node (``no suitable node``) before a create gives up.
@@ -88,8 +88,7 @@ class SwarmRuntime:
         connect_timeout: float = 5.0,
     ) -> None:
         self._url = url
-        version = api_version or os.environ.get("DOCKER_API_VERSION") or "auto"
-        self._api_version = version if version == "auto" or version.startswith("v") else "v" + version
+        self._api_version = api_version_of(api_version)
         self._max_per_node = max_replicas_per_node
         self._constraints = list(constraints or [])
         self._init = init
@@ -105,14 +104,7 @@ class SwarmRuntime:
             raise RuntimeUnavailable(f"{what}: the Swarm runtime is closed")
         if self._client is None:
             with _errors(what):
-                try:
-                    self._client = aiodocker.Docker(url=self._url, api_version=self._api_version, timeout=self._timeout)
-                except ValueError:
-                    if self._url is not None:
-                        raise
-                    self._client = aiodocker.Docker(
-                        url=DEFAULT_SOCKET, api_version=self._api_version, timeout=self._timeout
-                    )
+                self._client = make_client(self._url, self._api_version, self._timeout)
         return self._client
 
     @property
@@ -222,7 +214,7 @@ class SwarmRuntime:
     async def list(self, labels: dict[str, str] | None = None) -> list[ContainerInfo]:
         """Every service whose labels include all of ``labels``, oldest first."""
         docker = self._docker("list")
-        filters = {"label": [f"{k}={v}" for k, v in (labels or {}).items()]} if labels else None
+        filters = label_filters(labels) or None
         with _errors("list services"):
             services = await docker.services.list(filters=filters)
         if not services:

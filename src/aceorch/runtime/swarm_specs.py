@@ -10,7 +10,6 @@ registry digest, so a node uses the image it holds.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ from aceorch.errors import (
     RuntimeUnavailable,
     SpecRefused,
 )
+from aceorch.runtime._docker_api import IMAGE_ERROR, PORT_ERROR, parse_time
 from aceorch.runtime.base import ContainerInfo, ContainerSpec, RuntimeNode
 
 __all__ = [
@@ -40,24 +40,6 @@ FAILED_STATES = frozenset({"failed", "rejected", "complete", "shutdown", "orphan
 _SECOND_NS = 1_000_000_000
 #: Between a failed task and its replacement; Swarm's own default is 5 s.
 RESTART_DELAY_NS = 2 * _SECOND_NS
-
-_PORT_ERROR = re.compile(r"port is already allocated|address already in use|bind for|cannot assign requested", re.I)
-_IMAGE_ERROR = re.compile(r"no such image|pull access denied|manifest unknown|repository does not exist", re.I)
-_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """The Engine API's RFC 3339 times (nanoseconds, ``Z``) as aware UTC datetimes; the zero time is ``None``."""
-    if not value or value.startswith("0001-01-01"):
-        return None
-    m = _TIME_RE.match(value.strip())
-    if not m:
-        return None
-    base, frac, zone = m.groups()
-    micro = (frac or "0")[:6].ljust(6, "0")
-    zone = "+00:00" if zone in (None, "Z") else zone
-    return datetime.fromisoformat(f"{base}.{micro}{zone}").astimezone(UTC)
-
 
 def _restart_policy(name: str) -> dict[str, Any]:
     name = (name or "no").strip()
@@ -252,9 +234,9 @@ def translate_status(status: int, message: str, what: str) -> RuntimeFailure:
         return RuntimeUnavailable(text)
     if "not a swarm manager" in lowered or "swarm mode" in lowered or "not part of a swarm" in lowered:
         return RuntimeUnavailable(f"{text} (DOCKER_HOST must point at a Swarm manager)")
-    if _PORT_ERROR.search(message):
+    if PORT_ERROR.search(message):
         return PortUnavailable(text)
-    if _IMAGE_ERROR.search(message):
+    if IMAGE_ERROR.search(message):
         return ImageNotFound(text)
     if status == 404:
         return ContainerNotFound(text)
