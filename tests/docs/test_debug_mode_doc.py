@@ -88,7 +88,14 @@ def test_every_bash_block_of_the_guide_runs(tmp_path: Path) -> None:
     trace = out("aceorch debug trace proxy-req-0001")
     assert trace.index("start_acestream_begin") < trace.index("start_acestream_success"), trace
     assert "manifest.json" in out("tar -tzf bundle.tar.gz")
-    assert "No problems found" in out("aceorch debug diagnose") or "→" in out("aceorch debug diagnose")
+    diagnosis = out("aceorch debug html-report -o report.html")  # the block of section 6's commands
+    assert "No problems found" in diagnosis or "→" in diagnosis
+    # A viewer through the built-in proxy: its first byte beside its provision, its wait, its path.
+    viewer = out("viewer-0001")
+    assert viewer.startswith("200 first byte after "), viewer
+    assert "viewer-0001" in viewer and "Viewer requests: time to first byte" in viewer
+    assert "select_engine" in viewer and "first_byte_ready" in viewer and "viewer_request" in viewer
+    assert '"request_ids":["viewer-0001"]' in viewer  # its wait (the engine's 9 s to play) is a finding
     assert (work / "report.html").stat().st_size > 1000
     assert (work / "investigation.tar.gz").stat().st_size > 0
     assert (work / "provisioning.csv").read_text().count("\n") >= 3

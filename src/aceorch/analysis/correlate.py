@@ -25,7 +25,7 @@ from aceorch.analysis.proxy_side import proxy_records, viewer_requests, viewer_r
 from aceorch.analysis.reader import Reader
 from aceorch.analysis.sessions import Session
 
-__all__ = ["correlate", "WINDOW_S"]
+__all__ = ["correlate", "orchestrator_starts", "OrchestratorStart", "StartOutcome", "WINDOW_S"]
 
 #: The debug-mode guide's rule: the orchestrator start must follow the proxy request within this many seconds.
 WINDOW_S = 1.0
@@ -40,18 +40,22 @@ _OUTCOMES = {
 
 
 @dataclass
-class _Begin:
+class OrchestratorStart:
+    """One ``start_*_begin`` of the orchestrator, with its outcome once paired."""
+
     t: float
     timestamp: str
     operation: str
     request_id: str | None
     container: str | None
-    outcome: _Outcome | None = None
+    outcome: StartOutcome | None = None
     claimed: bool = False
 
 
 @dataclass
-class _Outcome:
+class StartOutcome:
+    """The ``start_*_success`` / ``start_*_failed`` of one start."""
+
     t: float
     timestamp: str
     success: bool
@@ -62,11 +66,13 @@ class _Outcome:
     error: str | None
 
 
-def _load_orchestrator(reader: Reader, sessions: Sequence[Session]) -> list[_Begin]:
-    begins: list[_Begin] = []
-    by_rid: dict[str, list[_Begin]] = {}
-    by_container: dict[str, list[_Begin]] = {}
-    outcomes: list[tuple[str, _Outcome, str | None]] = []
+def orchestrator_starts(reader: Reader, sessions: Sequence[Session]) -> list[OrchestratorStart]:
+    """Every start the orchestrator began in ``sessions``, oldest first, each paired with its outcome (by request
+    id, else container name, else the begin its duration points to)."""
+    begins: list[OrchestratorStart] = []
+    by_rid: dict[str, list[OrchestratorStart]] = {}
+    by_container: dict[str, list[OrchestratorStart]] = {}
+    outcomes: list[tuple[str, StartOutcome, str | None]] = []
     for session in sessions:
         path = session.path("provisioning")
         if path is None:
@@ -77,7 +83,7 @@ def _load_orchestrator(reader: Reader, sessions: Sequence[Session]) -> list[_Beg
             if t is None or not isinstance(op, str):
                 continue
             if op in _BEGINS:
-                begin = _Begin(
+                begin = OrchestratorStart(
                     t=t,
                     timestamp=str(record["timestamp"]),
                     operation=op,
@@ -90,7 +96,7 @@ def _load_orchestrator(reader: Reader, sessions: Sequence[Session]) -> list[_Beg
                 if begin.container:
                     by_container.setdefault(begin.container, []).append(begin)
             elif op in _OUTCOMES:
-                outcome = _Outcome(
+                outcome = StartOutcome(
                     t=t,
                     timestamp=str(record["timestamp"]),
                     success=_OUTCOMES[op][1],
@@ -104,7 +110,7 @@ def _load_orchestrator(reader: Reader, sessions: Sequence[Session]) -> list[_Beg
     begins.sort(key=lambda b: b.t)
     times = [b.t for b in begins]
     for begin_op, outcome, rid in outcomes:
-        target: _Begin | None = None
+        target: OrchestratorStart | None = None
         if rid is not None:
             target = next((b for b in by_rid.get(rid, ()) if b.outcome is None), None)
         if target is None and outcome.container_name:
@@ -169,11 +175,11 @@ def _stats(values: list[float]) -> dict[str, float | None]:
 
 def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> dict[str, Any]:
     """Per proxy request: the matching orchestrator start, how it was matched, and its latencies."""
-    begins = _load_orchestrator(reader, sessions)
+    begins = orchestrator_starts(reader, sessions)
     proxy, shape = _load_proxy(reader, proxy_dir)
     viewers = viewer_requests(reader, proxy_dir)
     ttfb = {v.request_id: v for v in viewers if v.request_id is not None}
-    by_rid: dict[str, list[_Begin]] = {}
+    by_rid: dict[str, list[OrchestratorStart]] = {}
     for begin in begins:
         if begin.request_id:
             by_rid.setdefault(begin.request_id, []).append(begin)
@@ -188,7 +194,7 @@ def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> d
         record = item["record"]
         t = item["t"]
         rid = text(record.get("request_id"))
-        match: _Begin | None = None
+        match: OrchestratorStart | None = None
         method = "unmatched"
         if rid is not None and rid in by_rid:
             match = next((b for b in by_rid[rid] if not b.claimed), None)

@@ -58,10 +58,17 @@ class Finding:
     first_seen: str | None = None
     #: The last output lines of the engine the finding is about, when a failed start recorded them.
     output_tail: list[str] | None = None
+    #: The viewer request ids the finding is about (a finding from the proxy's side).
+    request_ids: list[str] | None = None
+    #: More fields of the ``--json`` item (the channels of a viewer finding).
+    extra: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The finding as the ``diagnose --json`` item (``summary`` joins the chain)."""
         extra: dict[str, Any] = {} if self.output_tail is None else {"output_tail": self.output_tail}
+        if self.request_ids is not None:
+            extra["request_ids"] = self.request_ids
+        extra.update(self.extra or {})
         return {
             "kind": self.kind,
             "severity": self.severity,

@@ -16,7 +16,7 @@ from aceorch.analysis.reader import Progress, Reader
 from aceorch.analysis.sessions import AnalysisError, Session, parse_session_time
 from aceorch.debuglog.records import CATEGORIES
 
-__all__ = ["session_summaries", "slow_records", "stress_summary", "timeline"]
+__all__ = ["session_summaries", "slow_records", "stress_summary", "timeline", "first_last_timestamps"]
 
 
 def _count_lines(path: Path, progress: Progress | None) -> int:
@@ -36,7 +36,8 @@ def _count_lines(path: Path, progress: Progress | None) -> int:
     return count
 
 
-def _first_last_timestamps(path: Path) -> tuple[str | None, str | None]:
+def first_last_timestamps(path: Path) -> tuple[str | None, str | None]:
+    """The timestamps of a file's first and last records (its last 64 KiB are read for the last)."""
     first: str | None = None
     last: str | None = None
     with path.open("rb") as handle:
@@ -76,7 +77,7 @@ def session_summaries(reader: Reader, sessions: Sequence[Session]) -> list[dict[
         for category, path in sorted(session.files.items()):
             try:
                 counts[category] = _count_lines(path, reader.progress)
-                first, last = _first_last_timestamps(path)
+                first, last = first_last_timestamps(path)
             except OSError:
                 continue
             if first:

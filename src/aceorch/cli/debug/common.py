@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -77,7 +78,7 @@ def proxy_dir_for(log_dir: Path, given: Path | None) -> Path:
         return given
     base = log_dir.parent
     for candidate in PROXY_DIR_CANDIDATES:
-        path = base / candidate
+        path = Path(os.path.normpath(base / candidate))
         if path.is_dir() and path.resolve() != log_dir.resolve():
             return path
     return log_dir

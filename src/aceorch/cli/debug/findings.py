@@ -119,18 +119,25 @@ def _print_viewers(out: Console, result: dict[str, Any]) -> None:
 
 def diagnose_cmd(
     log_dir: DirOpt = DEFAULT_DIR,
+    proxy_dir: ProxyDirOpt = None,
     session: SessionOpt = None,
     all_sessions: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Findings with evidence, timestamps, a causal chain and the setting to change."""
+    """Findings with evidence, timestamps, a causal chain and the setting to change; viewers' waits too."""
     chosen = pick_sessions(log_dir, session, all_sessions)
+    found = proxy_dir_for(log_dir, proxy_dir)
     with open_reader(chosen) as reader:
-        result = diagnose(reader, chosen)
+        result = diagnose(reader, chosen, found)
     if as_json:
         print_json(result)
         return
     out = console()
+    proxy = result.get("proxy")
+    if proxy is not None and proxy["viewer_requests"]:
+        where = "the orchestrator's session (embedded proxy)" if proxy["embedded"] else proxy["proxy_dir"]
+        out.print(f"Viewers: {proxy['viewer_requests']} request(s) in {where}: {proxy['served']} served, "
+                  f"{proxy['refused']} refused", markup=False)
     if not result["findings"]:
         out.print(f"[green]{NO_PROBLEMS}[/green] in {', '.join(result['sessions'])}.")
         return
@@ -140,6 +147,10 @@ def diagnose_cmd(
         out.print(f"\n[bold {colour}]{index}. {finding['title']}[/] ({finding['severity']})")
         for step in finding["chain"]:
             out.print(f"   → {step}", markup=False)
+        ids = finding.get("request_ids") or []
+        if ids:
+            more = f" and {len(ids) - 20} more (--json lists them all)" if len(ids) > 20 else ""
+            out.print(f"   Request ids: {', '.join(ids[:20])}{more}", markup=False)
         if finding["evidence"]:
             out.print("   Evidence:")
             for e in finding["evidence"]:
