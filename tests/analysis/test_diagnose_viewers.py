@@ -167,3 +167,16 @@ def test_waits_per_channel_join_viewers_who_came_while_it_started() -> None:
                                                                                                  ("d", "d")]
     assert waits[0].request_ids == ["a", "b", "c"] and waits[0].wait_ms == 15_000
     assert abs(waits[1].wait_ms - 50) < 1e-6
+
+
+def test_viewers_refused_and_never_served_say_for_how_long(tmp_path: Path) -> None:
+    logs = Logs(tmp_path)
+    logs.vpn(1, True)
+    logs.vpn(10, False)  # still down at the end of the log
+    logs.viewer("r1", 12.0, refused="vpn_disconnected", provision_s=0.01)
+    logs.viewer("r2", 13.5, refused="vpn_disconnected", provision_s=0.01)
+    out = diagnose(logs)
+    f = next(x for x in out["findings"] if x["kind"] == "viewer_wait_vpn")
+    assert f["title"] == "Viewers of channel 0a4848271c91ce2d… were refused for 1.5 s because the VPN was down"
+    assert f["request_ids"] == ["r1", "r2"] and f["chain"][0].endswith("was still down at the end")
+    assert f["chain"][-1] == f"channel {KEY} never got a first byte in the log"

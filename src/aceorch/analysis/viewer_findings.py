@@ -213,6 +213,11 @@ def _ts(t: float) -> str:
     return format_timestamp(datetime.fromtimestamp(t, UTC))
 
 
+def _secs(seconds: float) -> str:
+    """Seconds as an operator reads them: whole from 10 s on, else with one decimal."""
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
+
+
 def _names(ids: Sequence[str]) -> str:
     shown = ", ".join(ids[:_NAMED])
     return shown + (f" and {len(ids) - _NAMED} more" if len(ids) > _NAMED else "")
@@ -226,7 +231,7 @@ def _wait_lines(w: Wait, starts: dict[str, OrchestratorStart]) -> list[str]:
         t1 = max(v.t_start + (v.duration_ms or 0.0) / 1000.0 for v in w.refused)
         ids = [v.request_id for v in w.refused if v.request_id]
         lines.append(f"{len(w.refused)} viewer request(s) for channel {w.stream_key} refused with "
-                     f"{', '.join(codes)} for {t1 - t0:.0f} s ({hms(_ts(t0))}–{hms(_ts(t1))}): {_names(ids)}")
+                     f"{', '.join(codes)} for {_secs(t1 - t0)} s ({hms(_ts(t0))}–{hms(_ts(t1))}): {_names(ids)}")
     if w.waiting:
         ids = [v.request_id for v in w.waiting if v.request_id]
         lines.append(f"{len(w.waiting)} viewer request(s) gave up waiting for channel {w.stream_key}: "
@@ -293,10 +298,10 @@ def _finding(cause: _Cause, group: list[Wait], starts: dict[str, OrchestratorSta
     else:
         what = f"{len(group)} channels"
     if served:
-        title = f"Viewers waited {'up to ' if len(group) > 1 else ''}{worst.wait_ms / 1000.0:.0f} s for {what} " \
+        title = f"Viewers waited {'up to ' if len(group) > 1 else ''}{_secs(worst.wait_ms / 1000.0)} s for {what} " \
                 f"because {cause.because}"
     else:
-        title = f"Viewers of {what} were refused for {worst.wait_ms / 1000.0:.0f} s because {cause.because}"
+        title = f"Viewers of {what} were refused for {_secs(worst.wait_ms / 1000.0)} s because {cause.because}"
     if refused and served:
         title += f" ({refused} refused first)"
     ids: list[str] = []
