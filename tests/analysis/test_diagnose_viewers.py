@@ -114,6 +114,11 @@ def test_viewers_refused_while_the_vpn_was_down_then_served_after_it_name_the_dr
     text = CliRunner().invoke(debug_app, ["diagnose", "--dir", str(logs.orch)]).output
     assert "Viewers: 3 request(s) in " in text and "1 refused" in text
     assert "because the VPN was down" in text and "Request ids: v-drop, v-after, v-join" in text
+    page = tmp_path / "report.html"
+    res = CliRunner().invoke(debug_app, ["html-report", "--dir", str(logs.orch), "-o", str(page)])
+    assert res.exit_code == 0, res.output
+    html = page.read_text()
+    assert "because the VPN was down" in html and "<code>v-drop</code>, <code>v-after</code>" in html
 
 
 def test_a_slow_start_after_the_drop_is_slow_provisioning_after_a_vpn_drop(tmp_path: Path) -> None:

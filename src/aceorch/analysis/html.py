@@ -141,6 +141,9 @@ def _findings(result: dict[str, Any]) -> str:
         if finding.get("output_tail"):
             output = ("<p>The engine's last output lines:</p><pre>"
                       + _esc("\n".join(finding["output_tail"])) + "</pre>")
+        if finding.get("request_ids"):
+            output += "<p>Request ids: " + ", ".join(f"<code>{_esc(r)}</code>" for r in finding["request_ids"]) \
+                + "</p>"
         settings = "".join(f"<li><code>{_esc(s['name'])}</code>: {_esc(s['advice'])}</li>"
                            for s in finding["settings"])
         parts.append(
@@ -185,11 +188,11 @@ def _script_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
 
 
-def render_html_report(reader: Reader, sessions: Sequence[Session]) -> str:
+def render_html_report(reader: Reader, sessions: Sequence[Session], proxy_dir: Path | None = None) -> str:
     """The whole report as one HTML string."""
     data = chart_data(reader, sessions)
     report = build_report(reader, sessions)
-    findings = diagnose(reader, sessions)
+    findings = diagnose(reader, sessions, proxy_dir)
     ids = ", ".join(s.session_id for s in sessions)
     threshold = data["threshold_ms"]
     starts = data["starts"]

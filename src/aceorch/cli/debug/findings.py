@@ -169,14 +169,16 @@ def diagnose_cmd(
 def html_report_cmd(
     output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")],
     log_dir: DirOpt = DEFAULT_DIR,
+    proxy_dir: ProxyDirOpt = None,
     session: SessionOpt = None,
     all_sessions: AllOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """One self-contained HTML file with plots (no network loads)."""
+    """One self-contained HTML file with plots (no network loads); its findings include the viewers'."""
     chosen = pick_sessions(log_dir, session, all_sessions)
+    found = proxy_dir_for(log_dir, proxy_dir)
     with open_reader(chosen, passes=2) as reader:
-        page = render_html_report(reader, chosen)
+        page = render_html_report(reader, chosen, found)
     output.write_text(page, encoding="utf-8")
     if as_json:
         print_json(
