@@ -31,8 +31,6 @@ def exported_samples() -> set[str]:
     m = Metrics(vpn_names=("gluetun",))
     # the collector reads only the hub's state: no client or HTTP pool is used
     hub = Hub(Settings(_env_file=None).proxy, client=SimpleNamespace(), http=SimpleNamespace())  # type: ignore[arg-type]
-    if not hasattr(hub, "delivery_delay"):
-        hub.delivery_delay = SimpleNamespace(buckets=(0.01,), counts=(0, 0), count=0, sum=0.0)  # type: ignore[attr-defined]
     m.registry.register(ProxyCollector(hub))
     m.vpn_gluetun_restarts.labels(vpn="gluetun", outcome="restarted").inc()
     m.provision_duration.labels(kind="acestream").observe(1.0)

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -24,6 +23,7 @@ from aceorch.config import Settings  # noqa: E402
 from aceorch.proxy.app import create_proxy_app  # noqa: E402
 from aceorch.proxy.debug import LAGGING_WINDOW_S  # noqa: E402
 from aceorch.proxy.hub import Hub  # noqa: E402
+from aceorch.proxy.latency import DelayHistogram  # noqa: E402
 from aceorch.proxy.metrics import COUNTERS, DELIVERY_DELAY, GAUGES, ProxyCollector, proxy_registry  # noqa: E402
 from aceorch.proxy.session import Viewer  # noqa: E402
 from support import wait_until  # noqa: E402
@@ -138,10 +138,11 @@ async def test_lagging_viewers_are_those_moved_to_the_live_edge_within_the_windo
 async def test_the_delivery_delay_histogram_is_the_hubs_in_cumulative_buckets() -> None:
     hub, _ = make_hub()
     try:
-        delays = [0.0005] * 5 + [0.005] * 3 + [0.05, 0.1935]
-        # the hub's histogram: per-bucket counts (not cumulative) with one overflow count after the bounds
-        hub.delivery_delay = SimpleNamespace(  # type: ignore[attr-defined]
-            buckets=(0.001, 0.01, 0.1), counts=(5, 3, 1, 1), count=len(delays), sum=sum(delays))
+        # the hub's histogram keeps per-bucket counts (not cumulative) and one overflow count after the bounds
+        hub.delivery_delay = DelayHistogram((0.001, 0.01, 0.1))
+        for seconds in [0.0005] * 5 + [0.005] * 3 + [0.05, 0.1935]:
+            hub.delivery_delay.observe(seconds)
+        assert hub.delivery_delay.counts == (5, 3, 1, 1)
         m = scrape(hub)
         assert m['orch_proxy_delivery_delay_seconds_bucket{le="0.001"}'] == 5
         assert m['orch_proxy_delivery_delay_seconds_bucket{le="0.01"}'] == 8
