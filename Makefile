@@ -1,7 +1,8 @@
 # aceorch developer targets. Every target is idempotent and fast when its work is already done:
 # `make test` on a machine with the packages, the images and the venv spends seconds on setup.
 #
-#   make test    system + docker + postgres + images + venv + lint + swarm, then the whole pytest suite (CI: .ci/run)
+#   make test    system + docker + postgres + images + venv + lint + swarm, then the whole pytest suite in two lanes
+#                side by side (scripts/test-lanes.sh; CI: .ci/run)
 #   make run     the service (`aceorch serve`); builds the images only if a Docker engine already answers
 #   make clean   removes every managed engine container (`aceorch engines prune`) when a Docker engine answers
 #   make lint    ruff, mypy --strict, import-linter
@@ -64,7 +65,7 @@ swarm: docker images
 # Playwright's Python package comes with the venv; its browser is Debian's /usr/bin/chromium
 # (never `playwright install`).
 test: system docker postgres images venv lint swarm
-	$(BIN)/pytest $(PYTEST_ARGS)
+	scripts/test-lanes.sh $(PYTEST_ARGS)
 
 # Never installs or starts Docker: with no engine answering, aceorch runs (RUNTIME=auto picks the process runtime).
 # With no TARGET_IMAGE in the environment or .env, `make run` is a demo on the bundled engine simulator, and its

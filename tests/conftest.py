@@ -29,10 +29,24 @@ SETTLE_ROUNDS = 10
 CALL_FAILED = pytest.StashKey[bool]()
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put the task-leak check first in every async test's fixtures, so that it is set up first and torn down
-    last: tasks that the other fixtures stop in their teardown are not counted as leaks."""
+    """Mark the tests that use the host's Docker engine, and put the task-leak check first in async tests.
+
+    Marking runs before ``-m`` selects. ``make test`` runs the ``host_docker`` tests and the others as two pytest
+    processes side by side. The host's engine is shared state (the fixtures remove every test-labelled container,
+    a chaos drill restarts the daemon), so all its users stay in one process; the swarm suite runs daemons of its
+    own and goes with the rest.
+
+    The leak check is set up first and torn down last, so tasks that the other fixtures stop in their teardown
+    are not counted as leaks.
+    """
+    swarm = Path(__file__).resolve().parent / "swarm"
     for item in items:
+        uses_engine = "docker_engine" in getattr(item, "fixturenames", ())
+        marked = item.get_closest_marker("docker") is not None and swarm not in Path(str(item.path)).parents
+        if uses_engine or marked:
+            item.add_marker(pytest.mark.host_docker)
         if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
             names = item.fixturenames
             if NO_LEAKED_TASKS in names:
