@@ -315,6 +315,109 @@
     $("engines-empty").hidden = engines.length > 0;
   }
 
+  // A node's one-word status: not ready (down, unknown, disconnected) first, then drain or pause, else ready.
+  function nodeStatus(n) {
+    if (n.state !== "ready") return n.state === "unknown" ? "unknown" : "down";
+    if (n.availability === "drain" || n.availability === "pause") return n.availability;
+    return "ready";
+  }
+
+  const NODE_NOTES = {
+    down: (n) => (n.engines ? `not answering: Swarm moves its ${n.engines} engine(s) to other nodes`
+      : "not answering: its engines run on other nodes"),
+    unknown: () => "the manager has not heard from it yet",
+    drain: (n) => (n.engines ? `draining: ${n.engines} engine(s) still moving to other nodes`
+      : "drained: takes no engines"),
+    pause: () => "paused: keeps its engines, takes no new ones",
+  };
+
+  function engineHealthCounts(engines) {
+    const healthy = engines.filter((e) => e.health_status === "healthy").length;
+    const bad = engines.filter((e) => e.health_status === "unhealthy" || e.health_status === "unreachable").length;
+    return { healthy, bad, other: engines.length - healthy - bad };
+  }
+
+  function nodeCard(n, engines, { unplaced = false } = {}) {
+    const status = unplaced ? "unplaced" : nodeStatus(n);
+    const count = unplaced ? engines.length : n.engines;
+    const h = engineHealthCounts(engines);
+    const health = [
+      h.healthy ? el("span", { class: "ok-text" }, `${h.healthy} healthy`) : null,
+      h.bad ? el("span", { class: "bad-text" }, `${h.bad} unhealthy`) : null,
+      h.other ? el("span", { class: "muted" }, `${h.other} not checked`) : null,
+    ].filter(Boolean);
+    const healthLine = el("span", { class: "node-health", "data-testid": "node-health",
+                                    dataset: { healthy: h.healthy, unhealthy: h.bad } });
+    health.forEach((part, i) => {
+      if (i) healthLine.appendChild(document.createTextNode(" · "));
+      healthLine.appendChild(part);
+    });
+    const list = el("ul", { class: "node-engines", "data-testid": "node-engine-list" });
+    for (const e of engines) {
+      list.appendChild(el("li", { class: `chip chip-${e.health_status}`, "data-testid": "node-engine",
+                                  dataset: { id: e.container_id, health: e.health_status },
+                                  title: `${e.container_id}\n${e.host}:${e.port} · ${e.health_status}` +
+                                    ` · ${e.streams.length} stream(s)` },
+        e.container_name, e.streams.length ? el("span", { class: "chip-streams" }, ` ▶${e.streams.length}`) : null));
+    }
+    const note = unplaced ? "not at the address of any listed node (a task being placed)"
+      : NODE_NOTES[status] ? NODE_NOTES[status](n) : null;
+    return el("article", {
+      class: `node node-${status}`, "data-testid": unplaced ? "node-unplaced" : "node-card",
+      dataset: unplaced ? { status, engines: count }
+        : { id: n.id, hostname: n.hostname, state: n.state, availability: n.availability, status, engines: count },
+      title: unplaced ? null : `node ${n.id}`,
+    },
+      el("header", {},
+        el("span", { class: "node-name", "data-testid": "node-name" }, unplaced ? "no node" : n.hostname),
+        unplaced ? null : el("span", { class: `pill pill-role-${n.role}`, "data-testid": "node-role" }, n.role),
+        el("span", { class: "node-badges" },
+          unplaced ? null : el("span", { class: `pill pill-node-${n.state === "ready" ? "ready" : status === "unknown" ? "unknown" : "down"}`,
+                                         "data-testid": "node-state", title: "node state" }, n.state),
+          unplaced ? null : el("span", { class: `pill pill-avail-${n.availability}`, "data-testid": "node-availability",
+                                         title: "availability" }, n.availability))),
+      el("div", { class: "mono muted node-addr", "data-testid": "node-addr" }, unplaced ? "–" : n.address || "no address"),
+      el("div", { class: "node-count-line" },
+        el("span", { class: "node-count", "data-testid": "node-engines" }, String(count)),
+        el("span", { class: "muted" }, count === 1 ? " engine" : " engines"),
+        health.length ? document.createTextNode("  ") : null, health.length ? healthLine : null),
+      engines.length ? list : null,
+      note ? el("p", { class: "node-note", "data-testid": "node-note" }, note) : null);
+  }
+
+  /** Engines per node and node health (multi-node runtimes). Hidden without nodes, and for one ready node. */
+  function renderNodes(orch, engines) {
+    if (!orch) return;
+    const nodes = (orch.nodes || []).slice();
+    const section = $("nodes");
+    const lone = nodes.length === 1 && nodeStatus(nodes[0]) === "ready";
+    section.hidden = nodes.length === 0 || lone;
+    if (section.hidden) return;
+    nodes.sort((a, b) => (a.role === b.role ? (a.hostname < b.hostname ? -1 : 1) : a.role === "manager" ? -1 : 1));
+    const all = engines || [];
+    const at = new Map();
+    for (const e of all) {
+      if (!at.has(e.host)) at.set(e.host, []);
+      at.get(e.host).push(e);
+    }
+    const list = $("nodes-list");
+    list.replaceChildren();
+    const placed = new Set();
+    for (const n of nodes) {
+      const mine = (n.address && at.get(n.address)) || [];
+      if (n.address) placed.add(n.address);
+      list.appendChild(nodeCard(n, mine));
+    }
+    const loose = all.filter((e) => !placed.has(e.host));
+    if (loose.length) list.appendChild(nodeCard(null, loose, { unplaced: true }));
+    const by = new Map();
+    for (const n of nodes) by.set(nodeStatus(n), (by.get(nodeStatus(n)) || 0) + 1);
+    const words = { ready: "ready", down: "down", unknown: "unknown", drain: "drained", pause: "paused" };
+    $("nodes-count").textContent = String(nodes.length);
+    $("nodes-summary").textContent = ["ready", "down", "unknown", "drain", "pause"]
+      .filter((k) => by.get(k)).map((k) => `${by.get(k)} ${words[k]}`).join(" · ");
+  }
+
   function renderStreams(streams, engines, stats) {
     if (!streams) return;
     const names = new Map((engines || []).map((e) => [e.container_id, e.container_name]));
@@ -545,6 +648,7 @@
       renderOrchestrator(orch);
       renderVpn(vpn);
       renderEngines(engines);
+      renderNodes(orch, engines || state.engines);
       renderBreakers(health);
       renderDebug(debug);
       renderStress(stress);
