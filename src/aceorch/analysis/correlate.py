@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aceorch.analysis.fields import number, percentile, text, ts_seconds
-from aceorch.analysis.proxy_side import proxy_records, viewer_requests, viewer_row
+from aceorch.analysis.proxy_side import proxy_records, session_files, session_viewers, viewer_row
 from aceorch.analysis.reader import Reader
 from aceorch.analysis.sessions import Session
 
@@ -137,7 +137,7 @@ def orchestrator_starts(reader: Reader, sessions: Sequence[Session]) -> list[Orc
 ACEXY_OPERATIONS = ("provision_success", "provision_attempt_failed")
 
 
-def _load_proxy(reader: Reader, proxy_dir: Path) -> tuple[list[dict[str, Any]], str]:
+def _load_proxy(reader: Reader, proxy_dir: Path, only: list[Path] | None) -> tuple[list[dict[str, Any]], str]:
     """The proxy's provision requests, and the shape they came in (``aceorch`` or ``acexy``).
 
     acexy's files have only outcomes; each becomes a request at its timestamp minus its ``duration_ms``
@@ -145,7 +145,8 @@ def _load_proxy(reader: Reader, proxy_dir: Path) -> tuple[list[dict[str, Any]], 
     """
     requests: list[dict[str, Any]] = []
     acexy: list[dict[str, Any]] = []
-    for record in proxy_records(reader, proxy_dir, "provisioning", ("provision_request", *ACEXY_OPERATIONS)):
+    for record in proxy_records(reader, proxy_dir, "provisioning", ("provision_request", *ACEXY_OPERATIONS),
+                                only=only):
         op = record.get("operation")
         t = ts_seconds(record.get("timestamp"))
         if t is None:
@@ -176,8 +177,8 @@ def _stats(values: list[float]) -> dict[str, float | None]:
 def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> dict[str, Any]:
     """Per proxy request: the matching orchestrator start, how it was matched, and its latencies."""
     begins = orchestrator_starts(reader, sessions)
-    proxy, shape = _load_proxy(reader, proxy_dir)
-    viewers = viewer_requests(reader, proxy_dir)
+    proxy, shape = _load_proxy(reader, proxy_dir, session_files(sessions, proxy_dir))
+    viewers, _embedded = session_viewers(reader, sessions, proxy_dir)
     ttfb = {v.request_id: v for v in viewers if v.request_id is not None}
     by_rid: dict[str, list[OrchestratorStart]] = {}
     for begin in begins:
@@ -256,8 +257,6 @@ def correlate(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> d
     def column(name: str) -> list[float]:
         return [r[name] for r in rows if r[name] is not None]
 
-    if span is not None:
-        viewers = [v for v in viewers if span[0] <= v.t_start <= span[1]]
     served = [v.ttfb_ms for v in viewers if v.ttfb_ms is not None]
     methods: dict[str, int] = {"request_id": 0, "time_window": 0, "unmatched": 0}
     for row in rows:

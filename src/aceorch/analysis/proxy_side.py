@@ -15,7 +15,7 @@ for, its time to first byte, or the status and error code it was refused with.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +23,14 @@ from typing import Any
 
 from aceorch.analysis.fields import Record, format_timestamp, number, text, ts_seconds
 from aceorch.analysis.reader import Reader
+from aceorch.analysis.sessions import Session, parse_session_time
+from aceorch.analysis.views import first_last_timestamps
 
-__all__ = ["LEGACY_PREFIX", "Viewer", "proxy_records", "viewer_requests", "viewer_row"]
+__all__ = ["LEGACY_PREFIX", "Viewer", "proxy_records", "viewer_requests", "viewer_row", "session_viewers",
+           "session_files"]
+
+#: Viewers of the proxy's folder this far outside the orchestrator's sessions are not theirs.
+_SPAN_SLACK_S = 60.0
 
 #: Earlier builds' embedded records: ``proxy_<operation>`` in ``streams`` with ``proxy_category``.
 LEGACY_PREFIX = "proxy_"
@@ -186,3 +192,31 @@ def viewer_row(v: Viewer) -> dict[str, Any]:
         "provisioned": v.provisioned,
         "provision_ms": None if v.provision_ms is None else round(v.provision_ms, 3),
     }
+
+
+def session_viewers(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> tuple[list[Viewer], bool]:
+    """The proxy's viewer requests of ``sessions``: their own files when ``proxy_dir`` is their folder (the
+    embedded proxy), else those of the proxy's folder that came within their time; (viewers, embedded)."""
+    files = session_files(sessions, proxy_dir)
+    if files is not None:
+        return viewer_requests(reader, proxy_dir, only=files), True
+    starts: list[float] = []
+    ends: list[float] = []
+    for s in sessions:
+        starts.append(parse_session_time(s.session_id).timestamp())
+        for path in s.files.values():
+            last = first_last_timestamps(path)[1]
+            t = ts_seconds(last)
+            if t is not None:
+                ends.append(t)
+    lo = min(starts) - _SPAN_SLACK_S
+    hi = max(ends or starts) + _SPAN_SLACK_S
+    return [v for v in viewer_requests(reader, proxy_dir) if lo <= v.t_start <= hi], False
+
+
+def session_files(sessions: Sequence[Session], proxy_dir: Path) -> list[Path] | None:
+    """The sessions' files when ``proxy_dir`` is their folder (the embedded proxy's records are in them), else None."""
+    folders = {p.parent.resolve() for s in sessions for p in s.files.values()}
+    if proxy_dir.resolve() in folders:
+        return [p for s in sessions for p in s.files.values()]
+    return None

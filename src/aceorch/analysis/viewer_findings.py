@@ -29,18 +29,15 @@ from typing import Any
 from aceorch.analysis.correlate import OrchestratorStart, orchestrator_starts
 from aceorch.analysis.evidence import EVIDENCE_CAP, Evidence, Finding, fmt_s, hms
 from aceorch.analysis.fields import format_timestamp, ts_seconds
-from aceorch.analysis.proxy_side import Viewer, viewer_requests
+from aceorch.analysis.proxy_side import Viewer, session_viewers
 from aceorch.analysis.reader import Reader
-from aceorch.analysis.sessions import Session, parse_session_time
+from aceorch.analysis.sessions import Session
 from aceorch.analysis.signals import Outage
-from aceorch.analysis.views import first_last_timestamps
 
 __all__ = ["SLOW_WAIT_MS", "Wait", "channel_waits", "viewer_findings"]
 
 #: A channel whose viewers waited longer than this for a first byte is slow to start (the proxy's slow_request).
 SLOW_WAIT_MS = 5000.0
-#: Viewers of the proxy's folder this far outside the orchestrator's sessions are not theirs.
-_SPAN_SLACK_S = 60.0
 #: Request ids named in a chain line at most (the ``--json`` item lists them all).
 _NAMED = 8
 
@@ -111,26 +108,6 @@ def channel_waits(viewers: Sequence[Viewer]) -> list[Wait]:
             waits.append(open_wait)
     waits.sort(key=lambda w: w.t_since)
     return waits
-
-
-def _scope(reader: Reader, sessions: Sequence[Session], proxy_dir: Path) -> tuple[list[Viewer], bool]:
-    """The proxy's viewer requests of ``sessions``' time (embedded: their own files); (viewers, embedded)."""
-    folders = {p.parent.resolve() for s in sessions for p in s.files.values()}
-    if proxy_dir.resolve() in folders:
-        files = [p for s in sessions for p in s.files.values()]
-        return viewer_requests(reader, proxy_dir, only=files), True
-    starts: list[float] = []
-    ends: list[float] = []
-    for s in sessions:
-        starts.append(parse_session_time(s.session_id).timestamp())
-        for path in s.files.values():
-            last = first_last_timestamps(path)[1]
-            t = ts_seconds(last)
-            if t is not None:
-                ends.append(t)
-    lo = min(starts) - _SPAN_SLACK_S
-    hi = max(ends or starts) + _SPAN_SLACK_S
-    return [v for v in viewer_requests(reader, proxy_dir) if lo <= v.t_start <= hi], False
 
 
 @dataclass
@@ -324,7 +301,7 @@ def _finding(cause: _Cause, group: list[Wait], starts: dict[str, OrchestratorSta
 def viewer_findings(reader: Reader, sessions: Sequence[Session], proxy_dir: Path, ev: Evidence,
                     windows: list[tuple[float, float, Outage]]) -> tuple[list[Finding], dict[str, Any]]:
     """The viewers' findings, and a summary of the proxy's side (folder, viewers, refused, slow waits)."""
-    viewers, embedded = _scope(reader, sessions, proxy_dir)
+    viewers, embedded = session_viewers(reader, sessions, proxy_dir)
     starts = {b.request_id: b for b in orchestrator_starts(reader, sessions) if b.request_id}
     waits = [w for w in channel_waits(viewers) if w.refused or w.waiting or w.wait_ms > SLOW_WAIT_MS]
     groups: dict[tuple[str, str | None], tuple[_Cause, list[Wait]]] = {}
