@@ -8,7 +8,8 @@ A real ``aceorch serve`` (process runtime: engines are ``python -m aceorch.sim e
   client's bytes divided by the engine's bytes over the same window (min and median), from ``/__sim/state``;
   and the p50 and p99 delay from the proxy's upstream read to its completed write to a client, from the proxy's
   own ``orch_proxy_delivery_delay_seconds`` histogram on ``/metrics``, the difference over the window (without
-  that histogram, ``/ace/status``'s p50/p99 since the start).
+  that histogram, ``/ace/status``'s p50/p99 since the start); over the whole window (the clients' own start
+  included: ``n`` curl processes starting on the same cores) and from :data:`SETTLE_S` on (steady).
 - Time to first byte: cold (no free engine: provisioning included) over raw (``POST /provision/acestream``, then
   the engine's own getstream and first byte); warm (a free engine, new channel) against the engine's own
   getstream plus first byte; join (channel already live).
@@ -66,6 +67,8 @@ def sim_bytes(port: int) -> int:
 
 
 DELAY_BUCKET = 'orch_proxy_delivery_delay_seconds_bucket{le="'
+#: Seconds into a fan-out window after which every client has joined: the delay from then on is the steady one.
+SETTLE_S = 3.0
 
 
 def delay_buckets(o: Any) -> dict[str, float] | None:
@@ -166,12 +169,18 @@ def fan_out(o: Any, n: int, seconds: float) -> dict[str, Any]:
     curl = ["curl", "-s", "-o", "/dev/null", "-m", str(seconds), "-w", "%{size_download} %{time_total}", url]
     procs = [subprocess.Popen(curl, stdout=subprocess.PIPE, text=True) for _ in range(n)]
     rss = proc_rss_mb(pid)
+    settled: dict[str, float] | None = None
     while any(p.poll() is None for p in procs):
         rss = max(rss, proc_rss_mb(pid))
+        if settled is None and time.monotonic() - began >= SETTLE_S:
+            settled = delay_buckets(o)
         time.sleep(0.25)
     elapsed = time.monotonic() - began
     cpu1, sent1 = proc_cpu_s(pid), sim_bytes(engine["port"])
-    delays = delay_figures(o, delays0, delay_buckets(o))
+    delays1 = delay_buckets(o)
+    delays = delay_figures(o, delays0, delays1)
+    steady = delay_figures(o, settled, delays1) if settled is not None else {}
+    delays.update({f"steady_{k}": v for k, v in steady.items() if k != "delay_source"})
     outs = [(p.communicate()[0] or "0 1").split() for p in procs]
     sizes = [int(float(size)) for size, _ in outs]
     sent = sent1 - sent0
@@ -282,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"fan-out {f['clients']:>4} clients: per-client/source min {f['ratio_min']:.4f} median "
               f"{f['ratio_median']:.4f}; proxy {f['cores']:.3f} cores, {f['cpu_s_per_gb']} CPU s/GB, "
               f"peak RSS {f['peak_rss_mb']} MB; upstream read to client write p50 {f['delay_p50_ms']} ms, "
-              f"p99 {f['delay_p99_ms']} ms ({f['delay_writes']} writes, {f['delay_source']})")
+              f"p99 {f['delay_p99_ms']} ms ({f['delay_writes']} writes, {f['delay_source']}); from "
+              f"{SETTLE_S:g} s on p50 {f.get('steady_delay_p50_ms')} ms, p99 {f.get('steady_delay_p99_ms')} ms")
     print(f"TTFB cold {times['cold_s']} s / raw {times['raw_s']} s = {times['cold_over_raw']}; warm "
           f"{times['warm_ms']} ms vs engine {times['engine_getstream_ms']} ms; join {times['join_ms']} ms")
     print(f"read gaps: quiet max {cp['quiet_max_gap_ms']} ms, with {start_n} engines starting max "
