@@ -171,6 +171,14 @@ def test_nodes_section_shows_engines_per_node_and_a_down_and_a_drained_node(
     assert shot.stat().st_size > 10_000
     page.screenshot(path=str(artifacts / "panel-nodes-page.png"), full_page=True)
 
+    # an engine at an address that is no listed node's (a task between two nodes) has a card of its own
+    rt.where[engines[1]["container_id"]] = "127.0.0.9"
+    loose = page.get_by_test_id("node-unplaced")
+    expect(loose).to_have_count(1, timeout=10_000)
+    expect(loose.get_by_test_id("node-name")).to_have_text("no node")
+    expect(loose.get_by_test_id("node-engine")).to_have_attribute("data-id", engines[1]["container_id"])
+    expect(n1.get_by_test_id("node-engines")).to_have_text("3")
+
 
 def test_nodes_section_is_hidden_on_a_single_host(live: Callable[..., LiveServer], page: Page) -> None:
     srv = live()
