@@ -5,25 +5,20 @@ the standalone proxy reporting a hung engine through the API and moving off one 
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "streams"))
 from aceorch_live import AUTH, NO_AUTH, LiveServer, live_server, live_settings  # noqa: E402
+from standalone import proxy_server  # noqa: E402
 from viewers import sim_update  # noqa: E402
 
-from aceorch.config import Settings  # noqa: E402
-from aceorch.proxy.app import create_proxy_app  # noqa: E402
 from support import wait_until  # noqa: E402
 
 CONTENT = "0a4848271c91ce2d8965ce416267c25047dc8199"
@@ -70,25 +65,6 @@ class Viewer:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(30)
-
-
-@contextmanager
-def proxy_server(settings: Settings, orchestrator_url: str) -> Iterator[str]:
-    """The standalone proxy's app served by uvicorn in a thread."""
-    app = create_proxy_app(settings, orchestrator_url)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started or not thread.is_alive(), "the proxy to start", timeout=20.0)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(20.0)
-        sock.close()
-        assert not thread.is_alive()
 
 
 def records(folder: Path, category: str) -> list[dict[str, Any]]:

@@ -6,26 +6,20 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "streams"))
 from aceorch_live import live_server, live_settings  # noqa: E402
+from standalone import proxy_server  # noqa: E402
 
 from aceorch.cli.debug import app as debug_app  # noqa: E402
-from aceorch.proxy.app import create_proxy_app  # noqa: E402
-from support import wait_until  # noqa: E402
 
 SEED = Path(__file__).resolve().parents[1] / "seed" / "seed.txt"
 CHANNELS = ["0a4848271c91ce2d8965ce416267c250470000" + f"{i:02d}" for i in range(3)]
@@ -44,25 +38,6 @@ def guide_script() -> str:
 def fast_engines(monkeypatch: pytest.MonkeyPatch) -> None:
     """Engine processes inherit the environment: playback starts half a second after getstream."""
     monkeypatch.setenv("SIM_TIME_TO_DL_S", "0.5")
-
-
-@contextmanager
-def proxy_server(settings: object, orchestrator_url: str) -> Iterator[str]:
-    """The standalone proxy's app served by uvicorn in a thread; its lifespan (and debug session) ends on exit."""
-    app = create_proxy_app(settings, orchestrator_url)  # type: ignore[arg-type]
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started or not thread.is_alive(), "the proxy to start", timeout=20.0)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(20.0)
-        sock.close()
-        assert not thread.is_alive()
 
 
 def watch(url: str, rid: str, n: int = 20_000) -> None:
