@@ -305,7 +305,7 @@ class StreamSession:
                      stream_id=self.stream_id)
         self.state = "streaming" if self.first_data.is_set() else "starting"
         self.buffer.mark_discontinuity()
-        outcome = "ended"
+        outcome = "upstream_closed"  # the engine ended a live playback the proxy did not stop
         gap_from = self._last_data if self.first_data.is_set() else None
         try:
             async with self._interruptible():
