@@ -20,7 +20,7 @@ def test_groups_and_flat_variable_names() -> None:
     assert set(Settings.model_fields) == GROUPS
     assert set(SETTING_GROUPS.values()) == GROUPS
     names = Settings.env_names()
-    assert len(names) == len(set(names)) == 91  # every setting of .env.example
+    assert len(names) == len(set(names)) == 92  # every setting of .env.example
     assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", n) and "__" not in n for n in names)
     assert SETTING_GROUPS["min_replicas"] == "pool" and SETTING_GROUPS["runtime"] == "runtime"
 

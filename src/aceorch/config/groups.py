@@ -631,6 +631,12 @@ class ProxySettings(Group):
         description="An engine stream that sends nothing for this long is retried once on the same engine, then "
         "moved to another engine, 0 < s <= 600, default 10.",
     )
+    proxy_health_watch_s: Annotated[float, FLOAT] = Field(
+        2, gt=0, le=60,
+        description="How often the standalone proxy reads GET /engines, while it has streams, to move them off "
+        "engines the orchestrator marked unhealthy or unreachable, 0 < s <= 60, default 2. The embedded proxy is "
+        "notified at once and does not poll.",
+    )
     proxy_upstream_start_timeout_s: Annotated[float, FLOAT] = Field(
         30, gt=0, le=600,
         description="How long the engine may take to answer a stream start and send its first bytes (an engine "

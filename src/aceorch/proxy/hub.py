@@ -34,8 +34,6 @@ logger = logging.getLogger(__name__)
 
 #: Wait before the engine watch starts again after its client's feed failed.
 WATCH_RETRY_S = 2.0
-#: Poll period of a client that cannot be notified of engine changes (the standalone proxy's HTTP client).
-HEALTH_WATCH_S = 2.0
 
 
 def embedded_record(record: Callable[..., None]) -> Callable[..., None]:
@@ -120,7 +118,7 @@ class Hub:
         """Feed :meth:`engines_changed` from the client until the hub closes (restarted after a failure)."""
         while True:
             try:
-                await self.client.watch_engines(self.engines_changed, interval_s=HEALTH_WATCH_S)
+                await self.client.watch_engines(self.engines_changed, interval_s=self.settings.proxy_health_watch_s)
                 return  # the feed ended: the orchestrator is stopping
             except asyncio.CancelledError:
                 raise
