@@ -1,4 +1,6 @@
-"""Starting engines: port and name allocation, the start itself, and rollback.
+"""Starting engines: admission, name allocation, the start itself, and rollback.
+
+Ports and the VPN of a start are chosen by :class:`~aceorch.control.placement.Placement`.
 
 A start is admitted first (:mod:`aceorch.control.admission`). An admitted start keeps its capacity slot, waits FIFO
 for one of MAX_CONCURRENT_PROVISIONS start slots and for MIN_PROVISION_INTERVAL_S since the previous start, then
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -22,14 +23,14 @@ from aceorch.config import Settings
 from aceorch.control.admission import GateState, ProvisionRequest, blocked_error, decide_admission, failed
 from aceorch.control.breaker import CircuitBreaker
 from aceorch.control.engine_api import ENGINE_NAME, advertised_address, engine_ready
-from aceorch.control.ports import PortAllocator, PortConflict, PortPoolExhausted
+from aceorch.control.placement import Placement, VpnPlacement, VpnTarget
+from aceorch.control.ports import PortAllocator
 from aceorch.errors import (
     ImageMissing,
     ImageNotFound,
     ImageUnavailable,
     InputRejected,
     NameConflict,
-    PortInUse,
     PortUnavailable,
     ProvisioningError,
     RuntimeFailure,
@@ -51,12 +52,6 @@ _OUTPUT_TAIL = 20
 _EVIDENCE_TIMEOUT_S = 5.0
 
 
-def _conf_ports(conf: str) -> tuple[int | None, int | None]:
-    http = re.search(r"--http-port=(\d+)", conf)
-    https = re.search(r"--https-port=(\d+)", conf)
-    return (int(http.group(1)) if http else None, int(https.group(1)) if https else None)
-
-
 class Fleet(Protocol):
     """What the provisioner needs to know about the engines the service already manages."""
 
@@ -74,37 +69,6 @@ class Fleet(Protocol):
 
     async def register(self, engine: Engine, info: ContainerInfo) -> None:
         """A started engine joins the fleet."""
-
-
-class VpnTarget(Protocol):
-    """One VPN a new engine may go behind: its Gluetun container, host ports and forwarded P2P port."""
-
-    container: str | None
-    ports: list[int]
-
-    @property
-    def forwarded_port(self) -> int | None:
-        """The port its Gluetun forwards (while connected)."""
-
-
-class VpnPlacement(Protocol):
-    """The VPNs engines run behind (several of them), as the provisioner places a new engine."""
-
-    @property
-    def several(self) -> bool:
-        """More than one VPN."""
-
-    def pick(self, taken: frozenset[int]) -> VpnTarget | None:
-        """The connected VPN with the fewest engines, or None."""
-
-    def member(self, engine: Engine) -> VpnTarget | None:
-        """The VPN an engine runs behind."""
-
-    def owner(self, port: int) -> VpnTarget | None:
-        """The VPN whose port range holds ``port``."""
-
-    def engine_labels(self, target: VpnTarget) -> dict[str, str]:
-        """The labels that name the VPN on its engine."""
 
 
 Recorder = Callable[..., None]
@@ -142,8 +106,11 @@ class Provisioner:
         self.vpn_gate = vpn_gate
         #: The VPNs, when engines run behind Gluetun: a new engine goes to the connected one with the fewest.
         self.vpn_pool = vpn_pool
+        #: Where each start goes: its ports and, with several VPNs, its VPN.
+        self.placement = Placement(settings, runtime=runtime, ports=ports, vpn_pool=vpn_pool,
+                                   gate_state=self.gate_state)
         #: The VPN chosen for each start being allocated or created, by its HTTP host port.
-        self._vpn_of_port: dict[int, VpnTarget] = {}
+        self._vpn_of_port: dict[int, VpnTarget] = self.placement.vpn_of_port
         #: Starts in flight that were given their VPN's forwarded port (host port -> VPN), so that one engine gets it.
         self._p2p_of_port: dict[int, str | None] = {}
         self.runtime_ok = runtime_ok
@@ -209,7 +176,7 @@ class Provisioner:
             if code is not None:
                 raise blocked_error(code, gate)
             # Step 7: ports and image.
-            layout = self._allocate(req, reserved)
+            layout = self.placement.allocate(req, reserved)
             if req.image and self.runtime.name != "process" and not await self.runtime.image_exists(req.image):
                 raise ImageMissing(f"Image {req.image!r} is not present locally")
             self.in_flight += 1
@@ -245,89 +212,6 @@ class Provisioner:
                     code=exc.code, duration_ms=duration_ms, success=False, source=req.source,
                     request_id=req.request_id, **fields)
         self.on_finished("start_acestream", False, duration_ms, None, exc.code)
-
-    def _allocate(self, req: ProvisionRequest, reserved: list[int]) -> dict[str, int | None]:
-        """Reserve every port of the new engine. Fills ``reserved`` as it goes."""
-        s = self.settings
-        conf = req.env.get("CONF")
-        conf_http, conf_https = _conf_ports(conf) if conf is not None else (None, None)
-        kind = self.runtime.name
-
-        def claim(port: int, pool: Any) -> int:
-            try:
-                got = self.ports.claim(port, pool)
-            except PortConflict as exc:
-                raise PortInUse(f"Port conflict: {exc}") from None
-            reserved.append(got)
-            return got
-
-        def take(pool: Any) -> int:
-            try:
-                got = self.ports.take(pool)
-            except PortPoolExhausted as exc:
-                gate = self.gate_state(req.source)
-                err = blocked_error("max_capacity", gate)
-                err.reason = "port_pool_exhausted"
-                err.message = f"{err.message} ({exc})"
-                raise err from None
-            reserved.append(got)
-            return got
-
-        target = self._pick_vpn(conf_http or req.host_port)
-        vpn_ports: list[int] = target.ports if target is not None else s.vpn_port_pool
-        http_pool: Any = (vpn_ports if s.vpn_enabled
-                          else s.runtime.port_range_host if kind == "process" else s.runtime.ace_http_range)
-        for flag, port, pool in (("--http-port", conf_http, http_pool),
-                                 ("--https-port", conf_https, s.runtime.ace_https_range)):
-            if port is not None and port not in pool:
-                raise InputRejected(f"CONF {flag}={port} is outside the port range aceorch gives engines")
-        host_https: int | None = None
-        if s.vpn_enabled:
-            pool = vpn_ports
-            wanted = req.host_port or conf_http
-            if req.host_port and conf_http and req.host_port != conf_http:
-                raise PortInUse("host_port and CONF --http-port disagree in VPN mode")
-            host_http = claim(wanted, pool) if wanted else take(pool)
-            container_http = host_http
-            if target is not None:
-                self._vpn_of_port[host_http] = target
-        elif kind != "process":
-            container_http = claim(conf_http, s.runtime.ace_http_range) if conf_http else take(s.runtime.ace_http_range)
-            host_range = s.runtime.port_range_host
-            host_http = claim(req.host_port, host_range) if req.host_port else take(host_range)
-        else:
-            wanted = req.host_port or conf_http
-            if req.host_port and conf_http and req.host_port != conf_http:
-                raise PortInUse("host_port and CONF --http-port disagree")
-            host_http = claim(wanted, s.runtime.port_range_host) if wanted else take(s.runtime.port_range_host)
-            container_http = host_http
-        https_range = s.runtime.ace_https_range
-        container_https = claim(conf_https, https_range) if conf_https else take(https_range)
-        if s.runtime.ace_map_https and kind != "process" and not s.vpn_enabled:
-            host_https = take(s.runtime.port_range_host)
-        return {
-            "host_http": host_http,
-            "container_http": container_http,
-            "container_https": container_https,
-            "host_https": host_https,
-        }
-
-    def _pick_vpn(self, wanted: int | None) -> VpnTarget | None:
-        """With several VPNs, the one a new engine goes to: the owner of a port asked for, else
-        the connected VPN with the fewest engines. None with one VPN (or none)."""
-        pool = self.vpn_pool
-        if pool is None or not pool.several:
-            return None
-        owner = pool.owner(wanted) if wanted else None
-        if owner is not None:
-            return owner
-        target = pool.pick(self.ports.taken)
-        if target is None:
-            err = blocked_error("max_capacity", self.gate_state())
-            err.reason = "port_pool_exhausted"
-            err.message = f"{err.message} (every connected VPN's port range is in use)"
-            raise err
-        return target
 
     def _next_name(self) -> str:
         used = self.fleet.engine_names() | self._reserved_names | self._foreign_names
@@ -401,31 +285,6 @@ class Provisioner:
             mounts=[BindMount(source, target, read_only) for source, target, read_only in s.runtime.engine_volume_list],
         )
 
-    def _move_host_ports(self, req: ProvisionRequest, layout: dict[str, int | None], exc: PortUnavailable) -> None:
-        """Another program holds a host port we chose: keep it marked as taken, and take the next free one.
-
-        A port the caller asked for (``host_port`` or CONF) is not moved: that is a 409 ``port_conflict``.
-        """
-        s = self.settings
-        if req.host_port or (req.env.get("CONF") and _conf_ports(req.env["CONF"])[0]):
-            raise PortInUse(f"Port conflict: {exc}")
-        logger.warning("a host port is held outside aceorch (%s); trying the next free one", exc)
-        target = self._vpn_of_port.pop(int(layout["host_http"] or 0), None)
-        self._p2p_of_port.pop(int(layout["host_http"] or 0), None)
-        pool: Any = (target.ports if target is not None else s.vpn_port_pool) if s.vpn_enabled \
-            else s.runtime.port_range_host
-        try:
-            new = self.ports.take(pool)
-        except PortPoolExhausted:
-            err = blocked_error("max_capacity", self.gate_state(req.source))
-            err.reason = "port_pool_exhausted"
-            raise err from None
-        layout["host_http"] = new
-        if target is not None:
-            self._vpn_of_port[new] = target
-        if s.vpn_enabled or self.runtime.name == "process":
-            layout["container_http"] = new
-
     async def _wait_slot(self) -> None:
         await self._slots.acquire()
         gap = self.settings.pool.min_provision_interval_s
@@ -471,7 +330,8 @@ class Provisioner:
                         continue
                     except PortUnavailable as exc:
                         self._reserved_names.discard(name)
-                        self._move_host_ports(req, layout, exc)
+                        self._p2p_of_port.pop(int(layout["host_http"] or 0), None)
+                        self.placement.move_host_ports(req, layout, exc)
                         continue
                 if info is None:
                     raise failed("no free container name or host port after 5 tries", "docker_error")
