@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import socket
@@ -53,6 +54,10 @@ class Orchestrator:
     def __init__(self, cwd: Path, env: dict[str, str], *, port: int | None = None, api_key: str = "k-test") -> None:
         self.cwd = cwd
         self.port = port or free_port()
+        #: A fixed port (8000, as the user's documents say) is shared by every test that needs it, in both
+        #: ``make test`` lanes: it is held under a machine-wide lock from start to close.
+        self._port_lock_path = f"/tmp/aceorch-test-port-{port}.lock" if port else None
+        self._port_lock: Any = None
         self.api_key = api_key
         self.label_value = f"t{uuid.uuid4().hex[:10]}"
         self.label = f"aceorch.test={self.label_value}"
@@ -84,6 +89,9 @@ class Orchestrator:
         return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60, headers=headers)
 
     def start(self, *, wait_ready: bool = True) -> Orchestrator:
+        if self._port_lock_path is not None and self._port_lock is None:
+            self._port_lock = open(self._port_lock_path, "w")  # noqa: SIM115 - held until close()
+            fcntl.flock(self._port_lock, fcntl.LOCK_EX)
         self.client.close()
         self.client = self._client()
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
@@ -146,5 +154,11 @@ class Orchestrator:
 
     def close(self) -> None:
         self.stop()
+        # Captured output: pytest shows it with a failing test, so its cause is in the CI log.
+        print(f"--- the last lines of aceorch's log ({self.log_path}) ---")
+        print("\n".join(self.logs().splitlines()[-60:]))
         self.client.close()
         docker_rm_label(self.label)
+        if self._port_lock is not None:
+            self._port_lock.close()  # releases the fixed port's lock
+            self._port_lock = None
