@@ -1,7 +1,8 @@
 """The fleet: the engines aceorch manages, kept equal to the runtime.
 
 It registers started engines, adopts running ones, reaps dead leftovers, stops and restarts engines and follows
-the runtime's events. The API reads engines from here (memory), never from the runtime.
+the runtime's events. The API reads engines from here (memory), never from the runtime. How a running engine is
+rebuilt, waited for and recorded when adopted is :mod:`aceorch.service.adoption`'s.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import httpx
 
 from aceorch.aiokits import poll_until, sleep_or_stop, spawn
 from aceorch.config import Settings
-from aceorch.control.engine_api import ENGINE_NAME, advertised_address, engine_ready
-from aceorch.control.health import mark_unreachable, not_ready_reason, unreachable_warning
+from aceorch.control.engine_api import ENGINE_NAME, engine_ready
 from aceorch.control.ports import PortAllocator, ports_from_labels
 from aceorch.errors import ContainerNotFound, RuntimeFailure
 from aceorch.models import Engine, HealthStatus, utcnow
 from aceorch.runtime.base import ContainerInfo, ListsNodes, Runtime, RuntimeNode
+from aceorch.service.adoption import engine_from_info, report_adoption, wait_answering
 from aceorch.service.metrics import Metrics
 from aceorch.service.timed import Recorder
 from aceorch.store.base import Store
@@ -194,32 +195,6 @@ class Fleet:
         kind = info.labels.get("aceorch.kind")
         return kind == "engine" or (kind is None and bool(ENGINE_NAME.match(info.name)))
 
-    def _engine_from_info(self, info: ContainerInfo) -> Engine | None:
-        ports = ports_from_labels(info.labels)
-        c_http, h_http = ports["container_http"], ports["host_http"]
-        if c_http is None or h_http is None:
-            return None
-        host, port = advertised_address(
-            self.settings, container_name=info.name, host_port=h_http, container_port=c_http,
-            in_container=self._in_container, runtime_kind=self._runtime.name, node_address=info.node_address,
-            vpn=info.labels.get("aceorch.vpn"),
-        )
-        p2p = info.labels.get("aceorch.p2p_port")
-        return Engine(
-            container_id=info.id,
-            container_name=info.name,
-            host=host,
-            port=port,
-            host_http_port=h_http,
-            container_http_port=c_http,
-            container_https_port=ports["container_https"],
-            host_https_port=ports["host_https"],
-            labels=dict(info.labels),
-            first_seen=info.created,
-            created_at=info.started_at or info.created,
-            p2p_port=int(p2p) if p2p and p2p.isdigit() else None,
-        )
-
     async def reconcile(self, *, initial: bool = False) -> None:
         """Make the state equal the runtime: adopt running managed engines, reap dead ones, rebuild ports."""
         key, value = self.settings.label_pair
@@ -296,40 +271,20 @@ class Fleet:
     async def _adopt_when_ready(self, info: ContainerInfo, stored: Engine | None) -> None:
         """Adopt a running managed engine; one that does not answer within STARTUP_TIMEOUT_S is kept as unreachable."""
         try:
-            engine = self._engine_from_info(info)
+            engine = engine_from_info(self.settings, info, in_container=self._in_container,
+                                      runtime_kind=self._runtime.name)
             if engine is None:
                 await self._reap(info, "unlabelled")
                 return
-            answers = functools.partial(engine_ready, self._http, engine.host, engine.port, timeout=2.0)
-            # Our own clock only: the runtime's clock may differ from ours.
-            timeout = self.settings.runtime.startup_timeout_s
-            if not await poll_until(answers, timeout=timeout, interval=0.2, stop=self._stop):
-                if self._stop.is_set():
-                    return
-                # A running engine that does not answer from here is kept: it may serve streams to proxies on its
-                # own network. It is never handed out, and it joins the pool once it answers.
-                why = await not_ready_reason(self._http, engine.host, engine.port, timeout=2.0)
-                mark_unreachable(engine, why, timeout_s=timeout)
+            if not await wait_answering(engine, self.settings, self._http, self._stop):
+                return
             engine.created_at = utcnow()
             if stored is not None:
                 engine.first_seen = stored.first_seen
                 engine.last_stream_usage = stored.last_stream_usage
             engine.streams = self._ledger.started_on(info.id)
             self._engines[info.id] = engine
-            # One service log line per adoption, carrying its debug record's fields (shown by LOG_FORMAT=json).
-            fields: dict[str, Any] = {"container_id": info.id, "container_name": info.name,
-                                      "host_http_port": engine.host_http_port, "success": True}
-            if engine.health_status is HealthStatus.UNREACHABLE:
-                fields.update(operation="adopt_unreachable", address=engine.unreachable_address,
-                              reason=engine.unreachable_reason)
-                self._record("provisioning", **fields)
-                logger.warning(unreachable_warning(engine, self.settings), extra={"category": "provisioning",
-                                                                                   **fields})
-            else:
-                fields["operation"] = "adopt_engine"
-                self._record("provisioning", **fields)
-                logger.info("adopted running engine %s (%s)", info.name, info.id[:12],
-                            extra={"category": "provisioning", **fields})
+            report_adoption(engine, info, self.settings, self._record)
             self.update_gauges()
             await self.save(engine)
         finally:
