@@ -16,7 +16,7 @@ BIN=.venv/bin
 mkdir -p .cache
 rest_log=.cache/test-lane-rest.log
 
-"$BIN/pytest" -m "not host_docker" "$@" >"$rest_log" 2>&1 &
+ACEORCH_TEST_LANE=rest "$BIN/pytest" -m "not host_docker" "$@" >"$rest_log" 2>&1 &
 rest_pid=$!
 trap 'kill "$rest_pid" 2>/dev/null; wait "$rest_pid" 2>/dev/null' INT TERM
 

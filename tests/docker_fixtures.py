@@ -14,6 +14,7 @@ Reusable fixtures: ``docker_engine`` (session), ``docker_runtime``, ``test_label
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 import subprocess
@@ -74,6 +75,11 @@ def remove_test_containers() -> list[str]:
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[None]:
     """A Docker engine that answers, with the aceorch images built; labelled test containers cleaned up."""
+    # make test's other lane must never reach the host's engine: this fixture removes every test-labelled
+    # container, the host_docker lane's too. A test that gets here there is missing its docker mark.
+    if os.environ.get("ACEORCH_TEST_LANE") == "rest":
+        pytest.fail("this test uses the host's Docker engine but is not marked docker (tests/conftest.py runs "
+                    "such tests in the host_docker lane)", pytrace=False)
     _run_script("ensure-docker.sh")
     _run_script("build-images.sh")
     remove_test_containers()

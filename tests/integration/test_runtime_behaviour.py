@@ -53,7 +53,7 @@ class Backend:
         )
 
 
-@pytest.fixture(params=["docker", "process"])
+@pytest.fixture(params=[pytest.param("docker", marks=pytest.mark.docker), "process"])
 async def backend(
     request: pytest.FixtureRequest, test_labels: dict[str, str], engine_image: str, sim_engine_command: str
 ) -> AsyncIterator[Backend]:
