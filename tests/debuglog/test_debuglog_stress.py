@@ -248,3 +248,29 @@ def test_recent_filters_and_limits(harness: Harness) -> None:
 
 def test_every_event_type_has_a_known_severity() -> None:
     assert set(STRESS_EVENT_TYPES.values()) <= set(SEVERITIES)
+
+
+def test_the_embedded_proxys_stress_events_are_the_monitors_too(harness: Harness) -> None:
+    """The embedded proxy's detectors decide their episodes; the monitor writes them into the session, keeps
+    them for ``/debug/stress`` and passes them to its hook (metrics, event feed), marked ``component: proxy``."""
+    from aceorch.proxy.debug import ProxyDebug
+    from aceorch.proxy.hub import embedded_record
+
+    harness.log.enable()
+    sid = harness.log.session_id
+    assert sid is not None
+    others: list[tuple[str, dict[str, Any]]] = []
+    hook = ProxyDebug(embedded_record(lambda category, **f: others.append((category, f)),
+                                      stress=lambda **f: harness.monitor.adopt(**f)))
+    hook("requests", operation="first_byte_ready", stream_key="k", request_id="r1", duration_ms=19_000)
+    hook("requests", operation="first_byte_ready", stream_key="k", request_id="r2", duration_ms=300)
+    assert harness.types() == ["slow_request", "slow_request_resolved"]
+    fired = harness.of("slow_request")[0]
+    assert (fired["component"], fired["request_id"], fired["severity"]) == ("proxy", "r1", "warning")
+    assert [e["event_type"] for e in harness.monitor.recent(event_type="slow_request")] == ["slow_request"]
+    harness.log.flush()
+    recs = session_records(harness.log.log_dir, sid, "stress")
+    assert [r["event_type"] for r in recs] == ["slow_request", "slow_request_resolved"]
+    assert all(r["component"] == "proxy" and r["session_id"] == sid for r in recs)
+    # the proxy's other records still go to its own writer, not through the monitor
+    assert [c for c, _ in others] == ["requests", "requests"] and not any(c == "stress" for c, _ in others)

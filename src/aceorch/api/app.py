@@ -50,7 +50,9 @@ def create_app(
         svc = Service(settings, runtime=rt, store=st, debuglog=log)
         app.state.service = svc
         await svc.start()
-        app.state.proxy = Hub(settings.proxy, client=ProxyLink(svc), record=ProxyDebug(embedded_record(log.log)))
+        # The embedded proxy writes into this session; its stress events go through the service's stress monitor.
+        proxy_record = ProxyDebug(embedded_record(log.log, stress=svc.debug.adopt_stress))
+        app.state.proxy = Hub(settings.proxy, client=ProxyLink(svc), record=proxy_record)
         svc.viewers = lambda: int(app.state.proxy.status()["viewers"])
         svc.metrics.registry.register(ProxyCollector(app.state.proxy))
         try:

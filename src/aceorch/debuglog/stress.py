@@ -416,6 +416,13 @@ class StressMonitor:
             if ep is not None and "dropped_total" not in ep.extra:
                 ep.extra["dropped_total"] = dropped
 
+    def adopt(self, *, event_type: str, severity: str, description: str, **extra: Any) -> dict[str, Any]:
+        """Take a stress event another detector of this process decided (the embedded proxy's, whose episodes
+        are its own): written to the ``stress`` file, kept for ``/debug/stress`` and passed to ``on_event``
+        (metrics, the event feed), as the monitor's own are."""
+        with self._lock:
+            return self._emit(event_type, severity, description, **extra)
+
     # Reading ------------------------------------------------------------------------------------------------
     def recent(
         self,

@@ -36,18 +36,22 @@ logger = logging.getLogger(__name__)
 WATCH_RETRY_S = 2.0
 
 
-def embedded_record(record: Callable[..., None]) -> Callable[..., None]:
+def embedded_record(record: Callable[..., None], *, stress: Callable[..., None] | None = None) -> Callable[..., None]:
     """The proxy's record hook inside the orchestrator's debug session.
 
     The proxy's records go into the session's categories of the same names as a standalone proxy's
     (``requests``, ``engine_selection``, ``provisioning``, ``streams``, ``clients``, ``stress``), with the same
     operations, marked ``component="proxy"`` so that they never pass for the orchestrator's own records in the
     categories both write. ``record`` is the debug log's own writer, not the service's hook, so that the proxy's
-    ``stream_started`` is not told as the orchestrator's.
+    ``stream_started`` is not told as the orchestrator's. ``stress``, when given, takes the proxy's stress
+    events instead (the orchestrator's stress monitor, which writes them and lists them in ``/debug/stress``).
     """
 
     def write(category: str, **fields: Any) -> None:
-        record(category, component="proxy", **fields)
+        if category == "stress" and stress is not None:
+            stress(component="proxy", **fields)
+        else:
+            record(category, component="proxy", **fields)
 
     return write
 

@@ -44,6 +44,11 @@ class DebugControl:
         """The last stress events of this process, oldest first."""
         return self._stress.recent(since=since, limit=limit, event_type=event_type, severity=severity)
 
+    def adopt_stress(self, **fields: Any) -> None:
+        """A stress event the embedded proxy's detectors decided: into the session, ``/debug/stress`` and the
+        event feed beside the orchestrator's own."""
+        self._stress.adopt(**fields)
+
     def counters(self) -> tuple[int, int]:
         """Debug records written and dropped so far."""
         return self._debuglog.entries_written, self._debuglog.entries_dropped
