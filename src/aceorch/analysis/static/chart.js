@@ -141,7 +141,8 @@
 
   function provisioning(container, data) {
     const svg = svgFor(container, "provisioning durations over time");
-    const maxS = Math.max(data.threshold_ms * 1.15, ...data.starts.map((s) => s.ms)) / 1000;
+    // Headroom above the slowest start, so that no dot sits under the stress markers' row at the top.
+    const maxS = Math.max(data.threshold_ms, ...data.starts.map((s) => s.ms)) * 1.15 / 1000;
     const scale = frame(svg, data.t0, data.t1, maxS, "provisioning duration (s)", false);
     bands(svg, scale, data.outages, data.t1);
     const ty = scale.y(data.threshold_ms / 1000);
@@ -149,6 +150,13 @@
                  "stroke-dasharray": "6 4" }, svg);
     el("text", { x: W - M.r - 4, y: ty - 5, "text-anchor": "end", fill: COLOURS.threshold, class: "tick" }, svg)
       .textContent = `threshold ${(data.threshold_ms / 1000).toFixed(1)} s`;
+    const colours = stressColours(data.stress);
+    for (const s of data.stress) {
+      const x = scale.x(s.t);
+      const marker = el("path", { class: "stress", "data-type": s.type, d: `M${x} ${M.t + 10} l-5 -9 h10 z`,
+                                  fill: colours[s.type] }, svg);
+      hover(marker, `${clock(s.t, true)} UTC · ${s.type} (${s.severity})\n${s.description || ""}`);
+    }
     for (const s of data.starts) {
       const dot = el("circle", { class: "provision", cx: scale.x(s.t), cy: scale.y(s.ms / 1000), r: 3.5,
                                  fill: s.ok ? COLOURS.ok : COLOURS.failed }, svg);
@@ -156,13 +164,6 @@
                      `${s.ok ? "started" : "failed"} at ${clock(s.t, true)} UTC`];
       if (!s.ok) lines.push(`reason: ${s.reason || "unknown"}${s.error ? ` (${s.error})` : ""}`);
       hover(dot, lines.join("\n"));
-    }
-    const colours = stressColours(data.stress);
-    for (const s of data.stress) {
-      const x = scale.x(s.t);
-      const marker = el("path", { class: "stress", "data-type": s.type, d: `M${x} ${M.t + 10} l-5 -9 h10 z`,
-                                  fill: colours[s.type] }, svg);
-      hover(marker, `${clock(s.t, true)} UTC · ${s.type} (${s.severity})\n${s.description || ""}`);
     }
     const items = [
       { kind: "ok", shape: "dot", colour: COLOURS.ok, text: "finished start" },
