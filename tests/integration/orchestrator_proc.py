@@ -75,6 +75,11 @@ class Orchestrator:
             "DB_URL": "sqlite:///./orchestrator.db",
             **env,
         }
+        if self.env.get("RUNTIME") == "process" and "PORT_RANGE_HOST" not in self.env:
+            # Engines as local processes bind host ports: a block of their own, away from the default range that
+            # the Docker tests of the other make-test lane use.
+            low = free_port(22000, 28900)
+            self.env["PORT_RANGE_HOST"] = f"{low}-{low + 40}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = cwd / "aceorch.log"
         self.client = self._client()
